@@ -1,0 +1,98 @@
+"""Typed readers for environment variables.
+
+A bad value stops start-up with a message that names the variable, instead of
+surfacing later as a confusing error deep inside a worker.
+"""
+
+import os
+from urllib.parse import urlsplit
+
+from django.core.exceptions import ImproperlyConfigured
+
+TRUE = {"1", "true", "yes", "on"}
+FALSE = {"0", "false", "no", "off", ""}
+
+
+def env_str(name: str, default: str = "") -> str:
+    return os.environ.get(name, default)
+
+
+def env_bool(name: str, default: bool) -> bool:
+    raw = os.environ.get(name)
+    if raw is None:
+        return default
+    value = raw.strip().lower()
+    if value in TRUE:
+        return True
+    if value in FALSE:
+        return False
+    raise ImproperlyConfigured(f"{name} must be true or false, got {raw!r}")
+
+
+def env_int(name: str, default: int, *, minimum: int | None = None) -> int:
+    raw = os.environ.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name} must be an integer, got {raw!r}") from None
+    if minimum is not None and value < minimum:
+        raise ImproperlyConfigured(f"{name} must be at least {minimum}, got {value}")
+    return value
+
+
+def env_list(name: str, default: str = "") -> list[str]:
+    return [item.strip() for item in env_str(name, default).split(",") if item.strip()]
+
+
+def env_base_url(name: str, default: str) -> str:
+    """An http(s) base URL without a trailing slash (paths are appended to it)."""
+    raw = env_str(name, default).strip()
+    if not raw:
+        return ""
+    parts = urlsplit(raw)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ImproperlyConfigured(f"{name} must be an http(s) URL, got {raw!r}")
+    if parts.query or parts.fragment:
+        raise ImproperlyConfigured(f"{name} must not have a query or fragment")
+    return raw.rstrip("/")
+
+
+def env_path(name: str, default: str) -> str:
+    raw = env_str(name, default).strip()
+    if not raw.startswith("/") or raw.startswith("//"):
+        raise ImproperlyConfigured(f"{name} must be a path starting with '/', got {raw!r}")
+    return raw
+
+
+def redis_config() -> dict:
+    """django-rq connection settings from REDIS_URL, or REDIS_HOST/REDIS_PORT.
+
+    The URL is split into parts here because django-rq ignores client keyword
+    arguments (timeouts) for URL configurations.
+    """
+    url = env_str("REDIS_URL").strip()
+    if not url:
+        return {
+            "HOST": env_str("REDIS_HOST", "localhost"),
+            "PORT": env_int("REDIS_PORT", 6379, minimum=1),
+            "DB": env_int("REDIS_DB", 0, minimum=0),
+            "PASSWORD": env_str("REDIS_PASSWORD") or None,
+        }
+    parts = urlsplit(url)
+    if parts.scheme not in ("redis", "rediss") or not parts.hostname:
+        raise ImproperlyConfigured(f"REDIS_URL must be redis:// or rediss://, got {url!r}")
+    try:
+        port = parts.port or 6379
+        db = int(parts.path.strip("/") or 0)
+    except ValueError:
+        raise ImproperlyConfigured(f"REDIS_URL has a bad port or db: {url!r}") from None
+    return {
+        "HOST": parts.hostname,
+        "PORT": port,
+        "DB": db,
+        "USERNAME": parts.username or None,
+        "PASSWORD": parts.password or None,
+        "SSL": parts.scheme == "rediss",
+    }

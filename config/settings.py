@@ -1,0 +1,164 @@
+"""Settings, every value from the environment with a default that runs on a laptop."""
+
+from pathlib import Path
+
+import dj_database_url
+from redis.backoff import ExponentialBackoff
+from redis.retry import Retry
+
+from config.env import (
+    env_base_url,
+    env_bool,
+    env_int,
+    env_list,
+    env_path,
+    env_str,
+    redis_config,
+)
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+VAR_DIR = Path(env_str("VAR_DIR", str(BASE_DIR / "var")))
+VAR_DIR.mkdir(parents=True, exist_ok=True)
+
+DEBUG = env_bool("DEBUG", True)
+SECRET_KEY = env_str("SECRET_KEY") or "dev-only-insecure-secret-key-change-me"
+ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "*")
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    # Before django_rq: our rqworker/rqscheduler commands override its defaults.
+    "jobs",
+    "django_rq",
+    "queueservices",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "config.urls"
+WSGI_APPLICATION = "config.wsgi.application"
+# The seed's clients call /api/schedule-sms without a trailing slash.
+APPEND_SLASH = False
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ]
+        },
+    }
+]
+
+# SQLite under var/ by default; PostgreSQL (or anything dj-database-url reads)
+# from DATABASE_URL.
+DATABASES = {
+    "default": dj_database_url.parse(
+        env_str("DATABASE_URL") or f"sqlite:///{VAR_DIR / 'queueservices.sqlite3'}",
+        conn_max_age=env_int("DB_CONN_MAX_AGE", 60, minimum=0),
+    )
+}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # IMMEDIATE takes the write lock up front, so concurrent workers wait on the
+    # busy timeout instead of failing with "database is locked".
+    DATABASES["default"]["OPTIONS"] = {"transaction_mode": "IMMEDIATE", "timeout": 20}
+    # A file, not :memory:, so the worker processes of end-to-end tests share it.
+    DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test-queueservices.sqlite3")}
+
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+USE_TZ = True
+TIME_ZONE = "UTC"
+LANGUAGE_CODE = "en-us"
+USE_I18N = False
+
+STATIC_URL = "static/"
+STATIC_ROOT = VAR_DIR / "static"
+
+# --- HTTP API -----------------------------------------------------------------
+REST_FRAMEWORK = {
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["queueservices.parsers.BoundedJSONParser"],
+    "DEFAULT_AUTHENTICATION_CLASSES": [],
+    "DEFAULT_PERMISSION_CLASSES": [],
+    "UNAUTHENTICATED_USER": None,
+    "EXCEPTION_HANDLER": "queueservices.errors.exception_handler",
+}
+# Largest accepted request body; larger ones get 413.
+MAX_REQUEST_BYTES = env_int("MAX_REQUEST_BYTES", 256 * 1024, minimum=1024)
+DATA_UPLOAD_MAX_MEMORY_SIZE = MAX_REQUEST_BYTES
+MAX_DELAY_MS = env_int("MAX_DELAY_MS", 365 * 24 * 3600 * 1000, minimum=0)
+
+# --- Queues (Redis, RQ, rq-scheduler) -------------------------------------------
+REDIS = redis_config()
+# Fail fast when Redis is unreachable: the API answers 503 within a few seconds
+# instead of hanging (redis-py's default retries ten times).
+REDIS["REDIS_CLIENT_KWARGS"] = {
+    "socket_connect_timeout": 1,
+    "socket_timeout": 3,
+    "retry": Retry(ExponentialBackoff(cap=0.5, base=0.05), 2),
+    "health_check_interval": 30,
+}
+QUEUE_NAMES = [
+    "send-sms-queue",
+    "send-email-queue",
+    "scheduled-sms-queue",
+    "scheduled-email-queue",
+    "my-queue",
+]
+RQ_QUEUES = {
+    name: {**REDIS, "DEFAULT_TIMEOUT": 120, "SERIALIZER": "rq.serializers.JSONSerializer"}
+    for name in QUEUE_NAMES
+}
+RQ = {
+    # We order Redis writes after the database commit ourselves (jobs.services).
+    "COMMIT_MODE": "auto",
+    "JOB_CLASS": "jobs.rq.DeliveryJob",
+    "WORKER_CLASS": "jobs.rq.DeliveryWorker",
+    "SCHEDULER_CLASS": "jobs.scheduler.PreciseScheduler",
+    "DEFAULT_RESULT_TTL": 3600,
+}
+RQ_SHOW_ADMIN_LINK = True
+
+# --- Delivery -------------------------------------------------------------------
+SMS_API_URL = env_base_url("SMS_API_URL", "http://localhost:4000")
+EMAIL_API_URL = env_base_url("EMAIL_API_URL", "http://localhost:4000")
+SMS_CALLBACK_ENDPOINT = env_path("SMS_CALLBACK_ENDPOINT", "/send-sms")
+EMAIL_CALLBACK_ENDPOINT = env_path("EMAIL_CALLBACK_ENDPOINT", "/api/email/send")
+QUEUE_WEBHOOK_ENDPOINT = env_path("QUEUE_WEBHOOK_ENDPOINT", "/api/queue-webhook")
+JOB_ATTEMPTS = env_int("JOB_ATTEMPTS", 5, minimum=1)
+JOB_BACKOFF_MS = env_int("JOB_BACKOFF_MS", 1000, minimum=0)
+CALLBACK_TIMEOUT_MS = env_int("CALLBACK_TIMEOUT_MS", 10000, minimum=1)
+
+# --- Dashboard ------------------------------------------------------------------
+BULL_BOARD_USERNAME = env_str("BULL_BOARD_USERNAME", "admin")
+BULL_BOARD_PASSWORD = env_str("BULL_BOARD_PASSWORD", "admin123")
+
+# --- Web server (read by the Procfile / gunicorn) --------------------------------
+PORT = env_int("PORT", 3000, minimum=1)
+HOST = env_str("HOST", "0.0.0.0")
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
+}

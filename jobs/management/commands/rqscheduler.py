@@ -1,0 +1,13 @@
+"""django-rq's rqscheduler with defaults for our scheduler class.
+
+jobs.scheduler.PreciseScheduler sleeps until the next due job; --interval is only
+the longest it sleeps without a look (a safety net), so 1 s is the default.
+"""
+
+from django_rq.management.commands import rqscheduler
+
+
+class Command(rqscheduler.Command):
+    def add_arguments(self, parser):
+        super().add_arguments(parser)
+        parser.set_defaults(interval=1, queue="scheduled-sms-queue")

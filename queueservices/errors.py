@@ -1,0 +1,69 @@
+"""Every error the service returns has one shape:
+
+    {"success": false, "error": "<one readable sentence>", "details": {field: [messages]}}
+"""
+
+from django.core.exceptions import PermissionDenied
+from django.http import Http404, JsonResponse
+from rest_framework import exceptions
+from rest_framework.response import Response
+
+from jobs.services import QueueUnavailable
+
+
+def error_body(error: str, details: dict | None = None) -> dict:
+    return {"success": False, "error": error, "details": details or {}}
+
+
+def exception_handler(exc, context):
+    """DRF's EXCEPTION_HANDLER: known errors become 4xx/503 in the common shape."""
+    if isinstance(exc, QueueUnavailable):
+        body = error_body("The queue is unavailable right now; nothing was scheduled. Retry shortly.")
+        return Response(body, status=503, headers={"Retry-After": "1"})
+    if isinstance(exc, Http404):
+        exc = exceptions.NotFound()
+    elif isinstance(exc, PermissionDenied):
+        exc = exceptions.PermissionDenied()
+    if not isinstance(exc, exceptions.APIException):
+        return None
+    if isinstance(exc, exceptions.ValidationError):
+        details = _field_messages(exc.detail)
+        error = "Invalid request: " + "; ".join(
+            f"{field}: {messages[0].rstrip('.')}" for field, messages in details.items()
+        ) + "."
+    else:
+        details, error = {}, _sentence(exc.detail)
+    headers = {}
+    if getattr(exc, "wait", None):
+        headers["Retry-After"] = str(exc.wait)
+    return Response(error_body(error, details), status=exc.status_code, headers=headers)
+
+
+def _field_messages(detail) -> dict[str, list[str]]:
+    if not isinstance(detail, dict):
+        return {"body": _flatten(detail)}
+    return {
+        ("body" if field == "non_field_errors" else field): _flatten(value)
+        for field, value in detail.items()
+    }
+
+
+def _flatten(detail) -> list[str]:
+    if isinstance(detail, dict):
+        return [f"{key}: {msg}" for key, value in detail.items() for msg in _flatten(value)]
+    if isinstance(detail, list):
+        return [msg for item in detail for msg in _flatten(item)]
+    return [str(detail)]
+
+
+def _sentence(detail) -> str:
+    text = " ".join(_flatten(detail))
+    return text if text.endswith(".") else text + "."
+
+
+def not_found(request, exception=None):
+    return JsonResponse(error_body(f"Not found: {request.path}"), status=404)
+
+
+def server_error(request):
+    return JsonResponse(error_body("Internal server error."), status=500)

@@ -1,0 +1,166 @@
+"""Input and output shapes of the HTTP API (the seed's JSON, field for field)."""
+
+import re
+from urllib.parse import unquote
+
+from django.conf import settings
+from django.core.validators import validate_email
+from django.core.exceptions import ValidationError as DjangoValidationError
+from rest_framework import serializers
+
+E164 = re.compile(r"^\+[1-9]\d{1,14}$")
+# Characters allowed in a path (and query) by RFC 3986, minus '@' and '\'.
+PATH_CHARS = re.compile(r"^/[A-Za-z0-9\-._~!$&'()*+,;=:/?%]*$")
+MAX_ENDPOINT_LENGTH = 2048
+MAX_ID_LENGTH = 255
+
+
+class StrictCharField(serializers.CharField):
+    """A string and only a string: DRF's CharField would turn 42 into '42'."""
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("trim_whitespace", False)
+        super().__init__(**kwargs)
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str):
+            raise serializers.ValidationError("Must be a string.")
+        return super().to_internal_value(data)
+
+
+class IdField(serializers.Field):
+    """contactId / workspaceId: a non-empty string or an integer, kept as sent."""
+
+    def to_internal_value(self, data):
+        if isinstance(data, bool) or not isinstance(data, (str, int)):
+            raise serializers.ValidationError("Must be a string or an integer.")
+        if isinstance(data, str) and not data.strip():
+            raise serializers.ValidationError("Must not be blank.")
+        if len(str(data)) > MAX_ID_LENGTH:
+            raise serializers.ValidationError(f"Must be at most {MAX_ID_LENGTH} characters.")
+        return data
+
+    def to_representation(self, value):
+        return value
+
+
+class DelayField(serializers.Field):
+    """Milliseconds from now: a whole number from 0 to MAX_DELAY_MS."""
+
+    def __init__(self, **kwargs):
+        super().__init__(required=False, allow_null=True, **kwargs)
+
+    def validate_empty_values(self, data):
+        if data is serializers.empty or data is None:
+            return True, 0
+        return super().validate_empty_values(data)
+
+    def to_internal_value(self, data):
+        is_whole_float = isinstance(data, float) and data.is_integer()
+        if isinstance(data, bool) or not (isinstance(data, int) or is_whole_float):
+            raise serializers.ValidationError("Must be a whole number of milliseconds.")
+        if data < 0:
+            raise serializers.ValidationError("Must not be negative.")
+        if data > settings.MAX_DELAY_MS:
+            raise serializers.ValidationError(
+                f"Must be at most {settings.MAX_DELAY_MS} ms (MAX_DELAY_MS)."
+            )
+        return int(data)
+
+
+def validate_callback_endpoint(value) -> None:
+    """A plain absolute path on the configured backend, nothing that could change the host."""
+    if not isinstance(value, str):
+        raise serializers.ValidationError("callbackEndpoint must be a string.")
+    decoded = unquote(value)
+    unsafe = (
+        len(value) > MAX_ENDPOINT_LENGTH
+        or not PATH_CHARS.match(value)
+        or any(part in decoded for part in ("//", "..", "@", "\\", "#"))
+        or any(ord(char) < 32 or ord(char) == 127 for char in decoded)
+    )
+    if unsafe:
+        raise serializers.ValidationError(
+            "callbackEndpoint must be a plain path such as /send-sms "
+            "(no scheme, host, '//', '..', '@', '\\' or control characters)."
+        )
+
+
+class MetadataField(serializers.Field):
+    """Free-form object passed through to the backend; only callbackEndpoint is checked."""
+
+    def __init__(self, **kwargs):
+        super().__init__(required=False, allow_null=True, **kwargs)
+
+    def to_internal_value(self, data):
+        if not isinstance(data, dict):
+            raise serializers.ValidationError("Must be a JSON object.")
+        if "callbackEndpoint" in data and data["callbackEndpoint"] is not None:
+            validate_callback_endpoint(data["callbackEndpoint"])
+        return data
+
+    def to_representation(self, value):
+        return value
+
+
+class ScheduleCommon(serializers.Serializer):
+    contactId = IdField()
+    workspaceId = IdField()
+    delay = DelayField()
+    metadata = MetadataField()
+
+
+class ScheduleSmsInput(ScheduleCommon):
+    phoneNumber = StrictCharField(max_length=16)
+    message = StrictCharField()
+
+    def validate_phoneNumber(self, value: str) -> str:
+        if not E164.match(value):
+            raise serializers.ValidationError(
+                "Enter a phone number in E.164 format, such as +14155550123."
+            )
+        return value
+
+
+class ScheduleEmailInput(ScheduleCommon):
+    to = StrictCharField(max_length=254)
+    subject = StrictCharField(allow_blank=True, max_length=998)
+    html = StrictCharField()
+
+    def validate_to(self, value: str) -> str:
+        try:
+            validate_email(value)
+        except DjangoValidationError:
+            raise serializers.ValidationError("Enter a valid email address.") from None
+        return value
+
+
+class AttemptOutput(serializers.Serializer):
+    attempt = serializers.IntegerField(source="number")
+    startedAt = serializers.DateTimeField(source="started_at")
+    durationMs = serializers.IntegerField(source="duration_ms")
+    httpStatus = serializers.IntegerField(source="http_status", allow_null=True)
+    error = serializers.CharField()
+    succeeded = serializers.BooleanField()
+
+
+class JobStatusOutput(serializers.Serializer):
+    jobId = serializers.UUIDField(source="id")
+    type = serializers.CharField()
+    status = serializers.CharField()
+    queue = serializers.CharField()
+    attempts = serializers.IntegerField()
+    maxAttempts = serializers.IntegerField(source="max_attempts")
+    workspaceId = serializers.CharField(source="workspace_id")
+    contactId = serializers.CharField(source="contact_id")
+    callbackUrl = serializers.CharField(source="callback_url")
+    scheduledFor = serializers.DateTimeField(source="scheduled_for")
+    createdAt = serializers.DateTimeField(source="created_at")
+    startedAt = serializers.DateTimeField(source="started_at")
+    finishedAt = serializers.DateTimeField(source="finished_at")
+    lastError = serializers.SerializerMethodField()
+    lastHttpStatus = serializers.IntegerField(source="last_http_status", allow_null=True)
+    deliveryAttempts = AttemptOutput(source="attempt_log.all", many=True)
+
+    def get_lastError(self, job) -> str | None:
+        return job.last_error or None
