@@ -3,10 +3,12 @@
 import json
 import time
 from dataclasses import dataclass
+from datetime import datetime
 from functools import lru_cache
 
 import requests
 from django.conf import settings
+from django.utils import timezone
 
 USER_AGENT = "queue-services/1"
 # Enough of a failing backend's answer to diagnose it, not to store a page.
@@ -18,6 +20,7 @@ class Outcome:
     ok: bool
     http_status: int | None
     error: str
+    started_at: datetime
     duration_ms: int
 
 
@@ -54,7 +57,7 @@ def http_session() -> requests.Session:
 
 def post_json(url: str, body: dict, headers: dict[str, str]) -> Outcome:
     """POST `body` as JSON; any 2xx is success, everything else is a failed attempt."""
-    started = time.monotonic()
+    started_at, started = timezone.now(), time.monotonic()
     timeout = settings.CALLBACK_TIMEOUT_MS / 1000
     try:
         response = http_session().post(
@@ -66,14 +69,15 @@ def post_json(url: str, body: dict, headers: dict[str, str]) -> Outcome:
             allow_redirects=False,
         )
     except requests.Timeout:
-        return Outcome(False, None, f"timed out after {timeout:g} s", _since(started))
+        error = f"timed out after {timeout:g} s"
+        return Outcome(False, None, error, started_at, _ms_since(started))
     except requests.RequestException as exc:
-        return Outcome(False, None, f"{type(exc).__name__}: {exc}"[:MAX_ERROR_CHARS], _since(started))
-    if 200 <= response.status_code < 300:
-        return Outcome(True, response.status_code, "", _since(started))
-    error = f"HTTP {response.status_code}: {response.text[:MAX_ERROR_CHARS]}"
-    return Outcome(False, response.status_code, error, _since(started))
+        error = f"{type(exc).__name__}: {exc}"[:MAX_ERROR_CHARS]
+        return Outcome(False, None, error, started_at, _ms_since(started))
+    ok = 200 <= response.status_code < 300
+    error = "" if ok else f"HTTP {response.status_code}: {response.text[:MAX_ERROR_CHARS]}"
+    return Outcome(ok, response.status_code, error, started_at, _ms_since(started))
 
 
-def _since(started: float) -> int:
+def _ms_since(started: float) -> int:
     return round((time.monotonic() - started) * 1000)

@@ -104,7 +104,7 @@ def job_record_attempt(*, job: Job, outcome: Outcome, will_retry: bool) -> Job:
     JobAttempt.objects.create(
         job=job,
         number=job.attempts,
-        started_at=now - timedelta(milliseconds=outcome.duration_ms),
+        started_at=outcome.started_at,
         duration_ms=outcome.duration_ms,
         http_status=outcome.http_status,
         error=outcome.error,

@@ -3,12 +3,13 @@
     {"success": false, "error": "<one readable sentence>", "details": {field: [messages]}}
 """
 
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import PermissionDenied, RequestDataTooBig
 from django.http import Http404, JsonResponse
 from rest_framework import exceptions
 from rest_framework.response import Response
 
 from jobs.services import QueueUnavailable
+from queueservices.parsers import RequestTooLarge
 
 
 def error_body(error: str, details: dict | None = None) -> dict:
@@ -20,7 +21,9 @@ def exception_handler(exc, context):
     if isinstance(exc, QueueUnavailable):
         body = error_body("The queue is unavailable right now; nothing was scheduled. Retry shortly.")
         return Response(body, status=503, headers={"Retry-After": "1"})
-    if isinstance(exc, Http404):
+    if isinstance(exc, RequestDataTooBig):
+        exc = RequestTooLarge()
+    elif isinstance(exc, Http404):
         exc = exceptions.NotFound()
     elif isinstance(exc, PermissionDenied):
         exc = exceptions.PermissionDenied()

@@ -1,0 +1,73 @@
+"""Callbacks made by a real RQ worker to a real HTTP backend."""
+
+import pytest
+from rq.registry import FailedJobRegistry
+
+from jobs.models import Job
+from jobs.queues import get_queue
+from tests.test_schedule_api import EMAIL, SMS, post
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def job_status(job_id: str) -> str:
+    return Job.objects.get(pk=job_id).status
+
+
+def test_sms_callback_carries_the_original_request_plus_job_id(client, backend, work):
+    body = {**SMS, "metadata": {"campaignId": "c1", "nested": {"a": [1, 2]}}}
+    job_id = post(client, "/api/schedule-sms", body).json()["jobId"]
+
+    work(until=lambda: job_status(job_id) == "completed")
+
+    [call] = backend.for_job(job_id)
+    assert call.path == "/send-sms"
+    assert call.body == {**body, "jobId": job_id}
+    assert call.headers["X-Queue-Job-Id"] == job_id
+    assert call.headers["X-Queue-Attempt"] == "1"
+    assert call.headers["Content-Type"] == "application/json"
+
+
+def test_email_uses_the_email_endpoint_and_a_custom_one_when_given(client, backend, work):
+    default_id = post(client, "/api/schedule-email", EMAIL).json()["jobId"]
+    custom = {**EMAIL, "metadata": {"callbackEndpoint": "/hooks/mail"}}
+    custom_id = post(client, "/api/schedule-email", custom).json()["jobId"]
+
+    work(until=lambda: {job_status(default_id), job_status(custom_id)} == {"completed"})
+
+    assert [c.path for c in backend.for_job(default_id)] == ["/api/email/send"]
+    assert [c.path for c in backend.for_job(custom_id)] == ["/hooks/mail"]
+
+
+def test_configured_default_endpoints_are_used(client, backend, work, settings):
+    settings.SMS_CALLBACK_ENDPOINT = "/v2/sms"
+    job_id = post(client, "/api/schedule-sms", SMS).json()["jobId"]
+    work(until=lambda: job_status(job_id) == "completed")
+    assert [c.path for c in backend.for_job(job_id)] == ["/v2/sms"]
+
+
+def test_completed_job_status_shows_the_attempt(client, backend, work):
+    job_id = post(client, "/api/schedule-sms", SMS).json()["jobId"]
+    work(until=lambda: job_status(job_id) == "completed")
+
+    status = client.get(f"/api/job-status/{job_id}").json()
+
+    assert status["status"] == "completed"
+    assert status["attempts"] == 1
+    assert status["startedAt"] and status["finishedAt"]
+    assert status["lastHttpStatus"] == 200
+    [attempt] = status["deliveryAttempts"]
+    assert attempt["attempt"] == 1 and attempt["httpStatus"] == 200
+    assert attempt["succeeded"] is True and attempt["durationMs"] >= 0
+
+
+def test_a_cancelled_or_completed_job_is_not_delivered_again(client, backend, work):
+    job_id = post(client, "/api/schedule-sms", SMS).json()["jobId"]
+    work(until=lambda: job_status(job_id) == "completed")
+    # A redelivery of the same RQ job (e.g. after a worker crash) is a no-op.
+    get_queue("send-sms-queue").enqueue_call(
+        "jobs.tasks.deliver", args=(job_id,), job_id=job_id
+    )
+    work(until=lambda: get_queue("send-sms-queue").count == 0)
+    assert len(backend.for_job(job_id)) == 1
+    assert FailedJobRegistry(queue=get_queue("send-sms-queue")).count == 0

@@ -1,0 +1,96 @@
+"""Failed callbacks: exponential backoff, final failure, the failure webhook."""
+
+import pytest
+from rq.job import Job as RQJob
+from rq.registry import FailedJobRegistry
+
+from jobs.models import Job
+from jobs.queues import get_queue, redis_connection
+from tests.test_schedule_api import EMAIL, SMS, post
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("fast_retries")]
+
+
+def status(job_id: str) -> str:
+    return Job.objects.get(pk=job_id).status
+
+
+def test_failed_callback_is_retried_with_growing_gaps_then_succeeds(client, backend, work):
+    job_id = post(client, "/api/schedule-sms", SMS).json()["jobId"]
+    backend.plan[job_id] = [500, 503]
+
+    work(until=lambda: status(job_id) == "completed")
+
+    calls = backend.for_job(job_id)
+    assert [c.headers["X-Queue-Attempt"] for c in calls] == ["1", "2", "3"]
+    first_gap, second_gap = calls[1].at - calls[0].at, calls[2].at - calls[1].at
+    # JOB_BACKOFF_MS=200: waits of 200 ms then 400 ms, never shorter.
+    assert 0.2 <= first_gap < 0.2 + 0.5
+    assert 0.4 <= second_gap < 0.4 + 0.5
+    job = Job.objects.get(pk=job_id)
+    assert job.attempts == 3
+    assert [a.http_status for a in job.attempt_log.all()] == [500, 503, 200]
+    assert backend.to("/api/queue-webhook") == []
+
+
+def test_retry_waits_are_visible_as_delayed(client, backend, work):
+    job_id = post(client, "/api/schedule-sms", SMS).json()["jobId"]
+    backend.plan[job_id] = [500]
+
+    work(until=lambda: len(backend.for_job(job_id)) == 1, timeout=5)
+
+    job = Job.objects.get(pk=job_id)
+    assert job.status == "delayed"
+    assert job.last_error.startswith("HTTP 500")
+    assert job.last_http_status == 500
+    assert job.scheduled_for > job.attempt_log.get().started_at
+
+
+def test_permanent_failure_marks_failed_and_calls_the_webhook(client, backend, work):
+    job_id = post(client, "/api/schedule-email", EMAIL).json()["jobId"]
+    backend.plan[job_id] = [500, 500, 502]
+
+    work(until=lambda: status(job_id) == "failed")
+
+    assert len(backend.for_job(job_id, "/api/email/send")) == 3
+    [hook] = backend.for_job(job_id, "/api/queue-webhook")
+    assert hook.body["status"] == "failed"
+    assert hook.body["error"].startswith("HTTP 502")
+    assert hook.body["attempts"] == 3
+    assert (hook.body["type"], hook.body["workspaceId"], hook.body["contactId"]) == (
+        "email",
+        EMAIL["workspaceId"],
+        EMAIL["contactId"],
+    )
+    job = Job.objects.get(pk=job_id)
+    assert job.finished_at is not None
+    # RQ agrees: the job sits in the failed registry of its queue.
+    assert job_id in FailedJobRegistry(queue=get_queue("send-email-queue")).get_job_ids()
+
+
+def test_unreachable_backend_and_timeouts_are_failed_attempts(client, backend, work, settings):
+    job_id = post(client, "/api/schedule-sms", SMS).json()["jobId"]
+    backend.plan[job_id] = ["hang"]  # longer than CALLBACK_TIMEOUT_MS=1000
+
+    work(until=lambda: status(job_id) == "completed")
+
+    first, second = Job.objects.get(pk=job_id).attempt_log.all()
+    assert first.http_status is None and "timed out" in first.error
+    assert 1000 <= first.duration_ms < 3000
+    assert second.http_status == 200
+
+
+def test_redirects_are_not_followed(client, backend, work):
+    job_id = post(client, "/api/schedule-sms", SMS).json()["jobId"]
+    backend.plan[job_id] = [302, 302, 302]
+
+    work(until=lambda: status(job_id) == "failed")
+
+    assert len(backend.for_job(job_id, "/send-sms")) == 3
+
+
+def test_retry_intervals_are_stored_in_redis_as_json(client, backend):
+    job_id = post(client, "/api/schedule-sms", SMS).json()["jobId"]
+    rq_job = RQJob.fetch(job_id, connection=redis_connection())
+    assert rq_job.retries_left == 2
+    assert rq_job.retry_intervals == [0.2, 0.4]
