@@ -62,7 +62,9 @@ def env_base_url(name: str, default: str) -> str:
 def env_path(name: str, default: str) -> str:
     raw = env_str(name, default).strip()
     if not raw.startswith("/") or raw.startswith("//"):
-        raise ImproperlyConfigured(f"{name} must be a path starting with '/', got {raw!r}")
+        raise ImproperlyConfigured(
+            f"{name} must be a path starting with '/', got {raw!r}"
+        )
     return raw
 
 
@@ -82,7 +84,9 @@ def redis_config() -> dict:
         }
     parts = urlsplit(url)
     if parts.scheme not in ("redis", "rediss") or not parts.hostname:
-        raise ImproperlyConfigured(f"REDIS_URL must be redis:// or rediss://, got {url!r}")
+        raise ImproperlyConfigured(
+            f"REDIS_URL must be redis:// or rediss://, got {url!r}"
+        )
     try:
         port = parts.port or 6379
         db = int(parts.path.strip("/") or 0)

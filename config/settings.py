@@ -124,7 +124,11 @@ QUEUE_NAMES = [
     "my-queue",
 ]
 RQ_QUEUES = {
-    name: {**REDIS, "DEFAULT_TIMEOUT": 120, "SERIALIZER": "rq.serializers.JSONSerializer"}
+    name: {
+        **REDIS,
+        "DEFAULT_TIMEOUT": 120,
+        "SERIALIZER": "rq.serializers.JSONSerializer",
+    }
     for name in QUEUE_NAMES
 }
 RQ = {
@@ -158,7 +162,9 @@ HOST = env_str("HOST", "0.0.0.0")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}
+    },
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
 }

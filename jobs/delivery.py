@@ -35,7 +35,9 @@ def callback_url(job_type: str, metadata: dict) -> str:
     the configured backend's.
     """
     default = (
-        settings.SMS_CALLBACK_ENDPOINT if job_type == "sms" else settings.EMAIL_CALLBACK_ENDPOINT
+        settings.SMS_CALLBACK_ENDPOINT
+        if job_type == "sms"
+        else settings.EMAIL_CALLBACK_ENDPOINT
     )
     return backend_base_url(job_type) + (metadata.get("callbackEndpoint") or default)
 
@@ -48,7 +50,9 @@ def webhook_url(job_type: str) -> str:
 def http_session() -> requests.Session:
     """One pooled keep-alive session per process (workers do not fork per job)."""
     session = requests.Session()
-    adapter = requests.adapters.HTTPAdapter(pool_connections=4, pool_maxsize=32, max_retries=0)
+    adapter = requests.adapters.HTTPAdapter(
+        pool_connections=4, pool_maxsize=32, max_retries=0
+    )
     session.mount("http://", adapter)
     session.mount("https://", adapter)
     session.headers["User-Agent"] = USER_AGENT
@@ -75,7 +79,9 @@ def post_json(url: str, body: dict, headers: dict[str, str]) -> Outcome:
         error = f"{type(exc).__name__}: {exc}"[:MAX_ERROR_CHARS]
         return Outcome(False, None, error, started_at, _ms_since(started))
     ok = 200 <= response.status_code < 300
-    error = "" if ok else f"HTTP {response.status_code}: {response.text[:MAX_ERROR_CHARS]}"
+    error = (
+        "" if ok else f"HTTP {response.status_code}: {response.text[:MAX_ERROR_CHARS]}"
+    )
     return Outcome(ok, response.status_code, error, started_at, _ms_since(started))
 
 

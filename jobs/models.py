@@ -69,7 +69,9 @@ class JobAttempt(models.Model):
     class Meta:
         ordering = ["job", "number"]
         constraints = [
-            models.UniqueConstraint(fields=["job", "number"], name="attempt_number_unique")
+            models.UniqueConstraint(
+                fields=["job", "number"], name="attempt_number_unique"
+            )
         ]
 
     def __str__(self) -> str:

@@ -15,7 +15,10 @@ from rq import Queue
 from jobs.models import Job
 
 IMMEDIATE_QUEUES = {Job.Type.SMS: "send-sms-queue", Job.Type.EMAIL: "send-email-queue"}
-DELAYED_QUEUES = {Job.Type.SMS: "scheduled-sms-queue", Job.Type.EMAIL: "scheduled-email-queue"}
+DELAYED_QUEUES = {
+    Job.Type.SMS: "scheduled-sms-queue",
+    Job.Type.EMAIL: "scheduled-email-queue",
+}
 
 
 def queue_name_for(job_type: str, delayed: bool) -> str:

@@ -56,7 +56,8 @@ return string.format('%.6f', wake)
 # Move due jobs to their queues, exactly as Queue.enqueue_job would: status,
 # enqueued_at, RPUSH on the queue list, queue registered in rq:queues.
 MOVE_LUA = """
-local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[2]))
+local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1],
+                      'LIMIT', 0, tonumber(ARGV[2]))
 for _, id in ipairs(ids) do
   redis.call('ZREM', KEYS[1], id)
   local job_key = ARGV[4] .. id
@@ -78,7 +79,13 @@ def schedule_job_id(client, job_id: str, due: float) -> None:
     `client` may be a pipeline, so the job hash and its schedule are written together.
     """
     client.eval(
-        SCHEDULE_LUA, 2, SCHEDULED_JOBS_KEY, NEXT_WAKE_KEY, job_id, repr(due), WAKEUP_CHANNEL
+        SCHEDULE_LUA,
+        2,
+        SCHEDULED_JOBS_KEY,
+        NEXT_WAKE_KEY,
+        job_id,
+        repr(due),
+        WAKEUP_CHANNEL,
     )
 
 
@@ -152,7 +159,12 @@ class PreciseScheduler(DjangoScheduler):
 
     def plan_next_wake(self) -> float:
         wake = self.connection.eval(
-            PLAN_LUA, 2, SCHEDULED_JOBS_KEY, NEXT_WAKE_KEY, repr(time.time()), self._interval
+            PLAN_LUA,
+            2,
+            SCHEDULED_JOBS_KEY,
+            NEXT_WAKE_KEY,
+            repr(time.time()),
+            self._interval,
         )
         return float(wake)
 

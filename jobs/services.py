@@ -71,10 +71,16 @@ def _enqueue(job: Job, *, delayed: bool) -> None:
     }
     if delayed:
         get_scheduler().enqueue_at(
-            job.scheduled_for, "jobs.tasks.deliver", str(job.id), queue_name=job.queue, **options
+            job.scheduled_for,
+            "jobs.tasks.deliver",
+            str(job.id),
+            queue_name=job.queue,
+            **options,
         )
     else:
-        get_queue(job.queue).enqueue_call("jobs.tasks.deliver", args=(str(job.id),), **options)
+        get_queue(job.queue).enqueue_call(
+            "jobs.tasks.deliver", args=(str(job.id),), **options
+        )
 
 
 def _retry_policy(max_attempts: int) -> Retry | None:

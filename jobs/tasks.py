@@ -20,7 +20,9 @@ def deliver(job_id: str) -> dict:
         logger.info("job %s is no longer pending; not delivered", job_id)
         return {"delivered": False}
     headers = {"X-Queue-Job-Id": str(job.id), "X-Queue-Attempt": str(job.attempts)}
-    outcome = delivery.post_json(job.callback_url, {**job.payload, "jobId": str(job.id)}, headers)
+    outcome = delivery.post_json(
+        job.callback_url, {**job.payload, "jobId": str(job.id)}, headers
+    )
     rq_job = get_current_job()
     will_retry = bool(rq_job and rq_job.retries_left) and not outcome.ok
     job = services.job_record_attempt(job=job, outcome=outcome, will_retry=will_retry)
@@ -28,7 +30,9 @@ def deliver(job_id: str) -> dict:
         return {"delivered": True, "httpStatus": outcome.http_status}
     if not will_retry:
         report_failure(job)
-    raise CallbackFailed(f"attempt {job.attempts} of {job.max_attempts}: {outcome.error}")
+    raise CallbackFailed(
+        f"attempt {job.attempts} of {job.max_attempts}: {outcome.error}"
+    )
 
 
 def report_failure(job) -> None:
@@ -46,4 +50,6 @@ def report_failure(job) -> None:
         delivery.webhook_url(job.type), body, {"X-Queue-Job-Id": str(job.id)}
     )
     if not outcome.ok:
-        logger.warning("failure webhook for job %s not accepted: %s", job.id, outcome.error)
+        logger.warning(
+            "failure webhook for job %s not accepted: %s", job.id, outcome.error
+        )

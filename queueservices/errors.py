@@ -1,6 +1,6 @@
 """Every error the service returns has one shape:
 
-    {"success": false, "error": "<one readable sentence>", "details": {field: [messages]}}
+{"success": false, "error": "<one readable sentence>", "details": {field: [messages]}}
 """
 
 from django.core.exceptions import PermissionDenied, RequestDataTooBig
@@ -19,7 +19,9 @@ def error_body(error: str, details: dict | None = None) -> dict:
 def exception_handler(exc, context):
     """DRF's EXCEPTION_HANDLER: known errors become 4xx/503 in the common shape."""
     if isinstance(exc, QueueUnavailable):
-        body = error_body("The queue is unavailable right now; nothing was scheduled. Retry shortly.")
+        body = error_body(
+            "The queue is unavailable right now; nothing was scheduled. Retry shortly."
+        )
         return Response(body, status=503, headers={"Retry-After": "1"})
     if isinstance(exc, RequestDataTooBig):
         exc = RequestTooLarge()
@@ -31,9 +33,14 @@ def exception_handler(exc, context):
         return None
     if isinstance(exc, exceptions.ValidationError):
         details = _field_messages(exc.detail)
-        error = "Invalid request: " + "; ".join(
-            f"{field}: {messages[0].rstrip('.')}" for field, messages in details.items()
-        ) + "."
+        error = (
+            "Invalid request: "
+            + "; ".join(
+                f"{field}: {messages[0].rstrip('.')}"
+                for field, messages in details.items()
+            )
+            + "."
+        )
     else:
         details, error = {}, _sentence(exc.detail)
     headers = {}
@@ -53,7 +60,9 @@ def _field_messages(detail) -> dict[str, list[str]]:
 
 def _flatten(detail) -> list[str]:
     if isinstance(detail, dict):
-        return [f"{key}: {msg}" for key, value in detail.items() for msg in _flatten(value)]
+        return [
+            f"{key}: {msg}" for key, value in detail.items() for msg in _flatten(value)
+        ]
     if isinstance(detail, list):
         return [msg for item in detail for msg in _flatten(item)]
     return [str(detail)]

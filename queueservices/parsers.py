@@ -16,7 +16,7 @@ def _reject_constant(name: str):
 
 
 class BoundedJSONParser(JSONParser):
-    """JSON only, strict (no NaN/Infinity), and never more than MAX_REQUEST_BYTES read."""
+    """Strict JSON (no NaN/Infinity); never reads more than MAX_REQUEST_BYTES."""
 
     def parse(self, stream, media_type=None, parser_context=None):
         limit = settings.MAX_REQUEST_BYTES

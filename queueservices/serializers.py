@@ -4,8 +4,8 @@ import re
 from urllib.parse import unquote
 
 from django.conf import settings
-from django.core.validators import validate_email
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.core.validators import validate_email
 from rest_framework import serializers
 
 E164 = re.compile(r"^\+[1-9]\d{1,14}$")
@@ -37,7 +37,9 @@ class IdField(serializers.Field):
         if isinstance(data, str) and not data.strip():
             raise serializers.ValidationError("Must not be blank.")
         if len(str(data)) > MAX_ID_LENGTH:
-            raise serializers.ValidationError(f"Must be at most {MAX_ID_LENGTH} characters.")
+            raise serializers.ValidationError(
+                f"Must be at most {MAX_ID_LENGTH} characters."
+            )
         return data
 
     def to_representation(self, value):
@@ -69,7 +71,7 @@ class DelayField(serializers.Field):
 
 
 def validate_callback_endpoint(value) -> None:
-    """A plain absolute path on the configured backend, nothing that could change the host."""
+    """A plain absolute path: nothing that could change the backend host."""
     if not isinstance(value, str):
         raise serializers.ValidationError("callbackEndpoint must be a string.")
     decoded = unquote(value)
@@ -87,7 +89,7 @@ def validate_callback_endpoint(value) -> None:
 
 
 class MetadataField(serializers.Field):
-    """Free-form object passed through to the backend; only callbackEndpoint is checked."""
+    """Free-form object passed through; only callbackEndpoint is checked."""
 
     def __init__(self, **kwargs):
         super().__init__(required=False, allow_null=True, **kwargs)
@@ -159,7 +161,9 @@ class JobStatusOutput(serializers.Serializer):
     startedAt = serializers.DateTimeField(source="started_at")
     finishedAt = serializers.DateTimeField(source="finished_at")
     lastError = serializers.SerializerMethodField()
-    lastHttpStatus = serializers.IntegerField(source="last_http_status", allow_null=True)
+    lastHttpStatus = serializers.IntegerField(
+        source="last_http_status", allow_null=True
+    )
     deliveryAttempts = AttemptOutput(source="attempt_log.all", many=True)
 
     def get_lastError(self, job) -> str | None:

@@ -28,7 +28,9 @@ class ScheduleView(APIView):
             payload=request.data,
             delay_ms=serializer.validated_data["delay"],
         )
-        return Response({"success": True, "jobId": str(job.id), "message": self.success_message})
+        return Response(
+            {"success": True, "jobId": str(job.id), "message": self.success_message}
+        )
 
 
 class ScheduleSmsView(ScheduleView):

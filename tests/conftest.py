@@ -70,7 +70,8 @@ def work(settings):
 
     def run(until, timeout: float = 15.0):
         worker = DeliveryWorker(
-            [get_queue(name) for name in settings.QUEUE_NAMES], connection=redis_connection()
+            [get_queue(name) for name in settings.QUEUE_NAMES],
+            connection=redis_connection(),
         )
         scheduler = get_scheduler()
 
@@ -90,7 +91,8 @@ def subprocess_database_url() -> str:
     if db["ENGINE"].endswith("sqlite3"):
         return f"sqlite:///{db['NAME']}"
     password = f":{db['PASSWORD']}" if db.get("PASSWORD") else ""
-    return f"postgres://{db['USER']}{password}@{db['HOST'] or 'localhost'}:{db['PORT'] or 5432}/{db['NAME']}"
+    host = f"{db['HOST'] or 'localhost'}:{db['PORT'] or 5432}"
+    return f"postgres://{db['USER']}{password}@{host}/{db['NAME']}"
 
 
 @pytest.fixture
@@ -109,7 +111,7 @@ def service_env(redis_server, backend, settings):
 
 @pytest.fixture
 def start_process(service_env, request):
-    """Start real service processes (as the Procfile does); all stopped after the test."""
+    """Start real service processes as the Procfile does; stopped after the test."""
     started: list[ServiceProcess] = []
     log_dir = OUTPUT_DIR / "logs" / request.node.name.replace("/", "_")[:80]
     log_dir.mkdir(parents=True, exist_ok=True)

@@ -25,14 +25,18 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def wait_for(predicate, timeout: float = 10.0, interval: float = 0.02, message: str = ""):
+def wait_for(
+    predicate, timeout: float = 10.0, interval: float = 0.02, message: str = ""
+):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         result = predicate()
         if result:
             return result
         time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout} s waiting for {message or predicate}")
+    raise AssertionError(
+        f"timed out after {timeout} s waiting for {message or predicate}"
+    )
 
 
 def redis_server_binary() -> str:
@@ -140,7 +144,9 @@ def start_backend() -> tuple[Backend, ThreadingHTTPServer]:
             received = Received(self.path, dict(self.headers), body, time.time())
             with backend.lock:
                 backend.received.append(received)
-            answer = backend.next_answer(body.get("jobId") if isinstance(body, dict) else None)
+            answer = backend.next_answer(
+                body.get("jobId") if isinstance(body, dict) else None
+            )
             if answer == "hang":
                 time.sleep(5)
                 answer = 200
@@ -162,7 +168,7 @@ def start_backend() -> tuple[Backend, ThreadingHTTPServer]:
 
 
 class ServiceProcess:
-    """One Procfile-style process (`manage.py rqworker`, gunicorn...) as a subprocess."""
+    """One Procfile-style process (rqworker, gunicorn...) as a subprocess."""
 
     def __init__(self, name: str, command: str, env: dict, log_dir: Path):
         self.name = name
@@ -170,7 +176,7 @@ class ServiceProcess:
         self.log = open(self.log_path, "w")
         path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
         self.process = subprocess.Popen(
-            ["bash", "-c", f"exec {command}"],
+            ["bash", "-c", command],
             cwd=ROOT,
             env={**os.environ, **env, "PATH": path, "PYTHONUNBUFFERED": "1"},
             stdout=self.log,

@@ -28,7 +28,9 @@ def test_sms_callback_carries_the_original_request_plus_job_id(client, backend, 
     assert call.headers["Content-Type"] == "application/json"
 
 
-def test_email_uses_the_email_endpoint_and_a_custom_one_when_given(client, backend, work):
+def test_email_uses_the_email_endpoint_and_a_custom_one_when_given(
+    client, backend, work
+):
     default_id = post(client, "/api/schedule-email", EMAIL).json()["jobId"]
     custom = {**EMAIL, "metadata": {"callbackEndpoint": "/hooks/mail"}}
     custom_id = post(client, "/api/schedule-email", custom).json()["jobId"]

@@ -19,7 +19,9 @@ def queues_on(port: int, settings) -> dict:
     }
 
 
-def test_schedule_answers_503_within_5_seconds_when_redis_is_unreachable(client, settings):
+def test_schedule_answers_503_within_5_seconds_when_redis_is_unreachable(
+    client, settings
+):
     with override_settings(RQ_QUEUES=queues_on(free_port(), settings)):
         started = time.monotonic()
         response = post(client, "/api/schedule-sms", SMS)
@@ -32,7 +34,9 @@ def test_schedule_answers_503_within_5_seconds_when_redis_is_unreachable(client,
     assert Job.objects.count() == 0
 
 
-def test_request_refused_while_redis_was_down_is_never_delivered(client, backend, work, settings):
+def test_request_refused_while_redis_was_down_is_never_delivered(
+    client, backend, work, settings
+):
     # Append-only, so the job acknowledged before the outage survives the restart.
     server = RedisServer(appendonly=True)
     server.start()
@@ -50,5 +54,7 @@ def test_request_refused_while_redis_was_down_is_never_delivered(client, backend
     finally:
         server.stop()
 
-    assert sorted(c.body["jobId"] for c in backend.to("/send-sms")) == sorted([before, after])
+    assert sorted(c.body["jobId"] for c in backend.to("/send-sms")) == sorted(
+        [before, after]
+    )
     assert Job.objects.count() == 2

@@ -8,14 +8,19 @@ from jobs.models import Job
 from jobs.queues import get_queue, redis_connection
 from tests.test_schedule_api import EMAIL, SMS, post
 
-pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("fast_retries")]
+pytestmark = [
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.usefixtures("fast_retries"),
+]
 
 
 def status(job_id: str) -> str:
     return Job.objects.get(pk=job_id).status
 
 
-def test_failed_callback_is_retried_with_growing_gaps_then_succeeds(client, backend, work):
+def test_failed_callback_is_retried_with_growing_gaps_then_succeeds(
+    client, backend, work
+):
     job_id = post(client, "/api/schedule-sms", SMS).json()["jobId"]
     backend.plan[job_id] = [500, 503]
 
@@ -65,10 +70,14 @@ def test_permanent_failure_marks_failed_and_calls_the_webhook(client, backend, w
     job = Job.objects.get(pk=job_id)
     assert job.finished_at is not None
     # RQ agrees: the job sits in the failed registry of its queue.
-    assert job_id in FailedJobRegistry(queue=get_queue("send-email-queue")).get_job_ids()
+    assert (
+        job_id in FailedJobRegistry(queue=get_queue("send-email-queue")).get_job_ids()
+    )
 
 
-def test_unreachable_backend_and_timeouts_are_failed_attempts(client, backend, work, settings):
+def test_unreachable_backend_and_timeouts_are_failed_attempts(
+    client, backend, work, settings
+):
     job_id = post(client, "/api/schedule-sms", SMS).json()["jobId"]
     backend.plan[job_id] = ["hang"]  # longer than CALLBACK_TIMEOUT_MS=1000
 

@@ -31,7 +31,10 @@ def post(client, path, body, **extra):
 
 
 def queued_ids(redis, name):
-    return [i.decode() for i in redis.lrange(Queue.redis_queue_namespace_prefix + name, 0, -1)]
+    return [
+        i.decode()
+        for i in redis.lrange(Queue.redis_queue_namespace_prefix + name, 0, -1)
+    ]
 
 
 def test_immediate_sms_is_recorded_and_queued(client, redis):
@@ -110,7 +113,9 @@ BAD_SMS = [
 
 
 @pytest.mark.parametrize(("body", "field"), BAD_SMS)
-def test_bad_sms_is_refused_with_field_details_and_creates_nothing(client, redis, body, field):
+def test_bad_sms_is_refused_with_field_details_and_creates_nothing(
+    client, redis, body, field
+):
     response = post(client, "/api/schedule-sms", body)
 
     assert response.status_code == 400
@@ -164,7 +169,10 @@ def test_callback_endpoint_must_be_a_plain_path(client, redis, endpoint):
 
 
 def test_plain_callback_endpoint_is_used(client):
-    body = {**SMS, "metadata": {"callbackEndpoint": "/hooks/sms?v=2", "campaignId": "c9"}}
+    body = {
+        **SMS,
+        "metadata": {"callbackEndpoint": "/hooks/sms?v=2", "campaignId": "c9"},
+    }
     job = Job.objects.get(pk=post(client, "/api/schedule-sms", body).json()["jobId"])
     assert job.callback_url.endswith("/hooks/sms?v=2")
     assert job.metadata["campaignId"] == "c9"
@@ -172,7 +180,13 @@ def test_plain_callback_endpoint_is_used(client):
 
 @pytest.mark.parametrize(
     ("raw", "status"),
-    [("{bad json", 400), ("[1, 2]", 400), ('{"delay": NaN}', 400), ("", 400), ('"text"', 400)],
+    [
+        ("{bad json", 400),
+        ("[1, 2]", 400),
+        ('{"delay": NaN}', 400),
+        ("", 400),
+        ('"text"', 400),
+    ],
 )
 def test_malformed_bodies_get_the_error_shape(client, raw, status):
     response = post(client, "/api/schedule-sms", raw)
@@ -212,13 +226,23 @@ def test_job_status_reports_the_recorded_job(client):
     body = response.json()
     assert body["success"] is True
     assert body["jobId"] == job_id
-    assert (body["type"], body["status"], body["queue"]) == ("sms", "delayed", "scheduled-sms-queue")
+    assert (body["type"], body["status"], body["queue"]) == (
+        "sms",
+        "delayed",
+        "scheduled-sms-queue",
+    )
     assert body["attempts"] == 0 and body["deliveryAttempts"] == []
     assert body["scheduledFor"].endswith("Z") and body["createdAt"].endswith("Z")
-    assert body["startedAt"] is None and body["finishedAt"] is None and body["lastError"] is None
+    assert (
+        body["startedAt"] is None
+        and body["finishedAt"] is None
+        and body["lastError"] is None
+    )
 
 
-@pytest.mark.parametrize("job_id", ["00000000-0000-0000-0000-000000000000", "nope", "1' or 1=1"])
+@pytest.mark.parametrize(
+    "job_id", ["00000000-0000-0000-0000-000000000000", "nope", "1' or 1=1"]
+)
 def test_unknown_job_status_is_404(client, job_id):
     response = client.get(f"/api/job-status/{job_id}")
     assert response.status_code == 404

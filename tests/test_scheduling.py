@@ -22,14 +22,18 @@ WORKER = "python manage.py rqworker"
 SCHEDULER = "python manage.py rqscheduler --interval 1"
 
 
-def test_delayed_jobs_fire_never_early_and_within_a_second(client, backend, start_process):
+def test_delayed_jobs_fire_never_early_and_within_a_second(
+    client, backend, start_process
+):
     start_process("worker", WORKER)
     start_process("scheduler", SCHEDULER)
     wait_for_workers(1)
     wait_for_schedulers(1)
     rng = random.Random(7)
     job_ids = [
-        post(client, "/api/schedule-sms", {**SMS, "delay": rng.randint(300, 2500)}).json()["jobId"]
+        post(
+            client, "/api/schedule-sms", {**SMS, "delay": rng.randint(300, 2500)}
+        ).json()["jobId"]
         for _ in range(40)
     ]
 
@@ -40,7 +44,10 @@ def test_delayed_jobs_fire_never_early_and_within_a_second(client, backend, star
     assert sorted(c.body["jobId"] for c in backend.to("/send-sms")) == sorted(job_ids)
     assert min(lateness) >= 0, f"a job fired {-min(lateness) * 1000:.1f} ms early"
     assert max(lateness) < 1.0
-    print(f"lateness ms: p50 {statistics.median(lateness) * 1000:.1f}, max {max(lateness) * 1000:.1f}")
+    print(
+        f"lateness ms: p50 {statistics.median(lateness) * 1000:.1f}, "
+        f"max {max(lateness) * 1000:.1f}"
+    )
 
 
 def test_an_earlier_job_wakes_a_sleeping_scheduler(client, backend, start_process):
@@ -71,7 +78,10 @@ def test_two_schedulers_move_each_due_job_exactly_once(redis, start_process):
 
     wait_for(lambda: redis.zcard(SCHEDULED_JOBS_KEY) == 0, timeout=20)
 
-    queued = [i.decode() for i in redis.lrange(Queue.redis_queue_namespace_prefix + "my-queue", 0, -1)]
+    queued = [
+        i.decode()
+        for i in redis.lrange(Queue.redis_queue_namespace_prefix + "my-queue", 0, -1)
+    ]
     assert len(queued) == count
     assert sorted(queued) == sorted(job_ids)
 
