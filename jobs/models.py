@@ -23,6 +23,9 @@ class Job(models.Model):
     queue = models.CharField(max_length=64)
     workspace_id = models.CharField(max_length=255)
     contact_id = models.CharField(max_length=255)
+    # Phone number or email address, and metadata.campaignId: what operators search by.
+    recipient = models.CharField(max_length=254, blank=True)
+    campaign_id = models.CharField(max_length=255, blank=True)
     # The request as the client sent it; the callback body is this plus jobId.
     payload = models.JSONField()
     metadata = models.JSONField(default=dict, blank=True)
@@ -32,7 +35,9 @@ class Job(models.Model):
     max_attempts = models.PositiveIntegerField()
     last_error = models.TextField(blank=True)
     last_http_status = models.PositiveSmallIntegerField(null=True, blank=True)
-    # When the next attempt is due: the requested time, then each retry's time.
+    # When the client asked for the message; never changes (lateness counts from it).
+    due_at = models.DateTimeField()
+    # When the next attempt is due: due_at, then each retry's time.
     scheduled_for = models.DateTimeField()
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
@@ -42,13 +47,18 @@ class Job(models.Model):
         indexes = [
             # Dashboard counts and lists per status, newest first.
             models.Index(fields=["status", "-created_at"], name="job_status_created"),
-            # Overdue check: pending jobs ordered by due time.
+            # Overdue check and oldest waiting job: pending jobs by due time.
             models.Index(fields=["status", "scheduled_for"], name="job_status_due"),
+            # Dashboard statistics: completed / failed in the last hour.
+            models.Index(fields=["status", "finished_at"], name="job_status_finished"),
             # Per-queue views of the dashboard.
             models.Index(fields=["queue", "status"], name="job_queue_status"),
             # Jobs of one workspace / one contact (admin filters and search).
             models.Index(fields=["workspace_id", "-created_at"], name="job_workspace"),
             models.Index(fields=["contact_id"], name="job_contact"),
+            # Admin and dashboard search by phone number / email address, campaign.
+            models.Index(fields=["recipient"], name="job_recipient"),
+            models.Index(fields=["campaign_id"], name="job_campaign"),
         ]
 
     def __str__(self) -> str:
@@ -68,6 +78,10 @@ class JobAttempt(models.Model):
 
     class Meta:
         ordering = ["job", "number"]
+        indexes = [
+            # Dashboard statistics: attempts of the last hour (durations, lateness).
+            models.Index(fields=["started_at"], name="attempt_started"),
+        ]
         constraints = [
             models.UniqueConstraint(
                 fields=["job", "number"], name="attempt_number_unique"
@@ -76,3 +90,21 @@ class JobAttempt(models.Model):
 
     def __str__(self) -> str:
         return f"attempt {self.number} of {self.job_id}"
+
+
+class AuditEntry(models.Model):
+    """Who did what to which job or queue from the dashboard or the admin."""
+
+    at = models.DateTimeField(auto_now_add=True)
+    actor = models.CharField(max_length=150)
+    action = models.CharField(max_length=32)
+    job = models.ForeignKey(Job, null=True, blank=True, on_delete=models.SET_NULL)
+    queue = models.CharField(max_length=64, blank=True)
+    detail = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-at"]
+        verbose_name_plural = "audit entries"
+
+    def __str__(self) -> str:
+        return f"{self.at:%Y-%m-%d %H:%M:%S} {self.actor} {self.action}"

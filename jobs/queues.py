@@ -10,7 +10,8 @@ import django_rq
 from django.conf import settings
 from django_rq.connection_utils import get_redis_connection
 from redis import Redis
-from rq import Queue
+from rq import Queue, Worker
+from rq.exceptions import NoSuchJobError
 
 from jobs.models import Job
 
@@ -45,3 +46,16 @@ def get_scheduler():
     return django_rq.get_scheduler(
         DELAYED_QUEUES[Job.Type.SMS], connection=redis_connection(), interval=1
     )
+
+
+def fetch_rq_job(job_id: str):
+    from jobs.rq import DeliveryJob
+
+    try:
+        return DeliveryJob.fetch(job_id, connection=redis_connection())
+    except NoSuchJobError:
+        return None
+
+
+def live_workers() -> list[Worker]:
+    return Worker.all(connection=redis_connection())

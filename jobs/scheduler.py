@@ -53,24 +53,45 @@ redis.call('SET', KEYS[2], string.format('%.6f', wake), 'PX', ttl)
 return string.format('%.6f', wake)
 """
 
-# Move due jobs to their queues, exactly as Queue.enqueue_job would: status,
+# Push one job on its queue exactly as Queue.enqueue_job would: status,
 # enqueued_at, RPUSH on the queue list, queue registered in rq:queues.
-MOVE_LUA = """
-local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1],
-                      'LIMIT', 0, tonumber(ARGV[2]))
+# ARGV[1..4]: enqueued_at, job key prefix, queue key prefix, rq:queues key.
+_MOVE_FUNCTION = """
+local function move(id)
+  local job_key = ARGV[2] .. id
+  local origin = redis.call('HGET', job_key, 'origin')
+  if not origin then return 0 end
+  local queue_key = ARGV[3] .. origin
+  redis.call('HSET', job_key, 'status', 'queued', 'enqueued_at', ARGV[1])
+  redis.call('RPUSH', queue_key, id)
+  redis.call('SADD', ARGV[4], queue_key)
+  return 1
+end
+"""
+
+# Move up to ARGV[6] jobs due by ARGV[5] (now). ZREM and push happen in one
+# script, so each job moves exactly once whichever scheduler runs it.
+MOVE_LUA = (
+    _MOVE_FUNCTION
+    + """
+local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[5],
+                      'LIMIT', 0, tonumber(ARGV[6]))
 for _, id in ipairs(ids) do
   redis.call('ZREM', KEYS[1], id)
-  local job_key = ARGV[4] .. id
-  local origin = redis.call('HGET', job_key, 'origin')
-  if origin then
-    local queue_key = ARGV[5] .. origin
-    redis.call('HSET', job_key, 'status', 'queued', 'enqueued_at', ARGV[3])
-    redis.call('RPUSH', queue_key, id)
-    redis.call('SADD', ARGV[6], queue_key)
-  end
+  move(id)
 end
 return #ids
 """
+)
+
+# Move job ARGV[5] now, if it is still scheduled.
+PROMOTE_LUA = (
+    _MOVE_FUNCTION
+    + """
+if redis.call('ZREM', KEYS[1], ARGV[5]) == 0 then return 0 end
+return move(ARGV[5])
+"""
+)
 
 
 def schedule_job_id(client, job_id: str, due: float) -> None:
@@ -132,6 +153,10 @@ class PreciseScheduler(DjangoScheduler):
             pipe.execute()
         return job
 
+    def promote(self, job_id: str) -> bool:
+        """Queue a scheduled job now; False if it is no longer in the scheduled set."""
+        return bool(self._eval_move(PROMOTE_LUA, job_id))
+
     def cancel(self, job) -> None:
         # Stock cancel() only removes the id and leaves the hash forever.
         super().cancel(job)
@@ -142,20 +167,22 @@ class PreciseScheduler(DjangoScheduler):
         """Move every job due by now to its queue; returns how many moved."""
         moved = 0
         while True:
-            count = self.connection.eval(
-                MOVE_LUA,
-                1,
-                SCHEDULED_JOBS_KEY,
-                repr(time.time()),
-                MOVE_BATCH,
-                utcformat(datetime.now(UTC)),
-                self.job_class.redis_job_namespace_prefix,
-                self.queue_class.redis_queue_namespace_prefix,
-                self.queue_class.redis_queues_keys,
-            )
+            count = self._eval_move(MOVE_LUA, repr(time.time()), MOVE_BATCH)
             moved += count
             if count < MOVE_BATCH:
                 return moved
+
+    def _eval_move(self, script: str, *args):
+        return self.connection.eval(
+            script,
+            1,
+            SCHEDULED_JOBS_KEY,
+            utcformat(datetime.now(UTC)),
+            self.job_class.redis_job_namespace_prefix,
+            self.queue_class.redis_queue_namespace_prefix,
+            self.queue_class.redis_queues_keys,
+            *args,
+        )
 
     def plan_next_wake(self) -> float:
         wake = self.connection.eval(

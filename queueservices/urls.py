@@ -1,6 +1,6 @@
-from django.urls import re_path
+from django.urls import path, re_path
 
-from queueservices import views
+from queueservices import dashboard, testpages, views
 
 # Trailing slashes are optional: clients written for the seed's service send none.
 urlpatterns = [
@@ -18,4 +18,21 @@ urlpatterns = [
         name="job-status",
     ),
     re_path(r"^health/?$", views.HealthView.as_view(), name="health"),
+    re_path(r"^test-email/?$", testpages.test_email, name="test-email"),
+    re_path(r"^test-sms/?$", testpages.test_sms, name="test-sms"),
+    # The dashboard, before Django's admin: its catch-all would hide these.
+    re_path(r"^admin/queues/?$", dashboard.overview, name="dashboard"),
+    path("admin/queues/jobs", dashboard.job_list, name="dashboard-jobs"),
+    path("admin/queues/jobs/<uuid:job_id>", dashboard.job_detail, name="dashboard-job"),
+    path(
+        "admin/queues/jobs/<uuid:job_id>/<slug:action>",
+        dashboard.job_action,
+        name="dashboard-job-action",
+    ),
+    path(
+        "admin/queues/queues/<str:queue>/<slug:action>",
+        dashboard.queue_action,
+        name="dashboard-queue-action",
+    ),
+    re_path(r"^admin/queues/", dashboard.not_found, name="dashboard-not-found"),
 ]

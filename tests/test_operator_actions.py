@@ -1,0 +1,150 @@
+"""Dashboard actions change the Job row and Redis together, and are audited."""
+
+import pytest
+from rq import Queue
+from rq.registry import FailedJobRegistry
+
+from jobs.models import AuditEntry, Job
+from jobs.queues import fetch_rq_job, get_queue
+from jobs.scheduler import SCHEDULED_JOBS_KEY
+from tests.test_dashboard_access import basic
+from tests.test_schedule_api import EMAIL, SMS, post
+
+pytestmark = pytest.mark.django_db(transaction=True)
+AUTH = basic("ops", "pw")
+
+
+@pytest.fixture(autouse=True)
+def credentials(settings):
+    settings.BULL_BOARD_USERNAME = "ops"
+    settings.BULL_BOARD_PASSWORD = "pw"
+
+
+def act(client, job_id, action):
+    return client.post(f"/admin/queues/jobs/{job_id}/{action}", follow=True, **AUTH)
+
+
+def queued(redis, name):
+    return [i.decode() for i in redis.lrange(Queue.redis_queue_namespace_prefix + name, 0, -1)]
+
+
+def status(job_id):
+    return Job.objects.get(pk=job_id).status
+
+
+@pytest.fixture
+def failed_job(client, backend, work, settings):
+    settings.JOB_ATTEMPTS = 1
+    job_id = post(client, "/api/schedule-sms", SMS).json()["jobId"]
+    backend.plan[job_id] = [500]
+    work(until=lambda: status(job_id) == "failed")
+    return job_id
+
+
+def test_retry_runs_a_failed_job_again_and_it_completes(client, backend, work, failed_job):
+    response = act(client, failed_job, "retry")
+
+    assert response.status_code == 200
+    job = Job.objects.get(pk=failed_job)
+    assert (job.status, job.attempts, job.max_attempts) == ("waiting", 1, 2)
+    assert queued(client_redis(), "send-sms-queue") == [failed_job]
+    assert failed_job not in FailedJobRegistry(queue=get_queue("send-sms-queue")).get_job_ids()
+    work(until=lambda: status(failed_job) == "completed")
+    assert [c.headers["X-Queue-Attempt"] for c in backend.for_job(failed_job, "/send-sms")] == ["1", "2"]
+    [entry] = AuditEntry.objects.all()
+    assert (entry.actor, entry.action, entry.job_id) == ("ops", "retry", job.id)
+
+
+def client_redis():
+    from jobs.queues import redis_connection
+
+    return redis_connection()
+
+
+def test_remove_a_delayed_job_clears_redis_and_it_never_fires(client, backend, work, redis):
+    job_id = post(client, "/api/schedule-sms", {**SMS, "delay": 300}).json()["jobId"]
+
+    act(client, job_id, "remove")
+
+    assert status(job_id) == "cancelled"
+    assert redis.zscore(SCHEDULED_JOBS_KEY, job_id) is None
+    assert fetch_rq_job(job_id) is None
+    import time
+
+    time.sleep(0.5)
+    work(until=lambda: True)
+    assert backend.for_job(job_id) == []
+
+
+def test_remove_a_waiting_job_takes_it_off_the_queue(client, backend, work, redis):
+    job_id = post(client, "/api/schedule-email", EMAIL).json()["jobId"]
+
+    act(client, job_id, "remove")
+
+    assert status(job_id) == "cancelled"
+    assert queued(redis, "send-email-queue") == []
+    work(until=lambda: True)
+    assert backend.for_job(job_id) == []
+
+
+def test_a_removed_job_already_dequeued_is_not_delivered(client, backend, work, redis):
+    job_id = post(client, "/api/schedule-sms", SMS).json()["jobId"]
+    Job.objects.filter(pk=job_id).update(status=Job.Status.CANCELLED)  # raced the worker
+    work(until=lambda: get_queue("send-sms-queue").count == 0)
+    assert backend.for_job(job_id) == []
+
+
+def test_promote_runs_a_delayed_job_now(client, backend, work, redis):
+    job_id = post(client, "/api/schedule-sms", {**SMS, "delay": 3_600_000}).json()["jobId"]
+
+    act(client, job_id, "promote")
+
+    assert status(job_id) == "waiting"
+    assert redis.zscore(SCHEDULED_JOBS_KEY, job_id) is None
+    assert queued(redis, "scheduled-sms-queue") == [job_id]
+    work(until=lambda: status(job_id) == "completed", timeout=5)
+    assert len(backend.for_job(job_id)) == 1
+
+
+@pytest.mark.parametrize(
+    ("delay", "action"), [(0, "promote"), (0, "retry"), (60_000, "retry")]
+)
+def test_illegal_transitions_are_refused_and_change_nothing(client, redis, delay, action):
+    job_id = post(client, "/api/schedule-sms", {**SMS, "delay": delay}).json()["jobId"]
+    before = status(job_id)
+
+    response = act(client, job_id, action)
+
+    assert b"Cannot" in response.content
+    assert status(job_id) == before
+    assert AuditEntry.objects.count() == 0
+
+
+def test_remove_refuses_a_completed_job(client, backend, work):
+    job_id = post(client, "/api/schedule-sms", SMS).json()["jobId"]
+    work(until=lambda: status(job_id) == "completed")
+    response = act(client, job_id, "remove")
+    assert b"Cannot remove a job that is completed" in response.content
+    assert status(job_id) == "completed"
+
+
+def test_retry_all_failed_and_clean_completed(client, backend, work, settings):
+    settings.JOB_ATTEMPTS = 1
+    failing = [post(client, "/api/schedule-sms", SMS).json()["jobId"] for _ in range(3)]
+    for job_id in failing:
+        backend.plan[job_id] = [500]
+    done = post(client, "/api/schedule-sms", SMS).json()["jobId"]
+    work(until=lambda: Job.objects.filter(status="failed").count() == 3)
+
+    client.post("/admin/queues/queues/send-sms-queue/retry-failed", **AUTH)
+    work(until=lambda: Job.objects.filter(status="completed").count() == 4)
+    client.post(
+        "/admin/queues/queues/send-sms-queue/clean-completed",
+        {"older_than_hours": "0"},
+        **AUTH,
+    )
+
+    assert Job.objects.count() == 0
+    assert not Job.objects.filter(pk=done).exists()
+    actions = sorted(AuditEntry.objects.values_list("action", flat=True))
+    assert actions == ["clean completed"] + ["retry"] * 3 + ["retry all failed"]
