@@ -1,13 +1,43 @@
-from django.contrib import admin
+from django.contrib import admin, messages
 
-from jobs.models import Job, JobAttempt
+from jobs import services
+from jobs.models import AuditEntry, Job, JobAttempt
+from jobs.search import search_jobs
+
+
+class WorkspaceFilter(admin.SimpleListFilter):
+    """A text box, not a list: there may be thousands of workspaces."""
+
+    title = "workspace"
+    parameter_name = "workspace"
+    template = "admin/input_filter.html"
+
+    def lookups(self, request, model_admin):
+        return [("", "")]
+
+    def choices(self, changelist):
+        # The other active filters and the search, kept as hidden fields of the box.
+        params = changelist.get_filters_params()
+        parts = [
+            (key, value)
+            for key, values in params.items()
+            if key != self.parameter_name
+            for value in (values if isinstance(values, list) else [values])
+        ]
+        if changelist.query:
+            parts.append(("q", changelist.query))
+        yield {"query_parts": parts}
+
+    def queryset(self, request, queryset):
+        value = (self.value() or "").strip()
+        return queryset.filter(workspace_id=value) if value else queryset
 
 
 class JobAttemptInline(admin.TabularInline):
     model = JobAttempt
     extra = 0
     can_delete = False
-    readonly_fields = [
+    fields = readonly_fields = [
         "number",
         "started_at",
         "duration_ms",
@@ -20,16 +50,87 @@ class JobAttemptInline(admin.TabularInline):
         return False
 
 
+def _run_action(modeladmin, request, queryset, service, verb: str) -> None:
+    done, refused = 0, []
+    for job_id in queryset.values_list("id", flat=True):
+        try:
+            service(job_id=job_id, actor=request.user.get_username())
+            done += 1
+        except (services.IllegalTransition, services.QueueUnavailable) as exc:
+            refused.append(str(exc))
+    if done:
+        modeladmin.message_user(request, f"{verb} {done} job(s).", messages.SUCCESS)
+    if refused:
+        modeladmin.message_user(
+            request, f"{len(refused)} refused: {refused[0]}", messages.WARNING
+        )
+
+
+@admin.action(description="Retry selected failed jobs")
+def retry_jobs(modeladmin, request, queryset):
+    _run_action(modeladmin, request, queryset, services.job_retry, "Retried")
+
+
+@admin.action(description="Remove (cancel) selected waiting or delayed jobs")
+def remove_jobs(modeladmin, request, queryset):
+    _run_action(modeladmin, request, queryset, services.job_cancel, "Removed")
+
+
+@admin.action(description="Promote selected delayed jobs (run now)")
+def promote_jobs(modeladmin, request, queryset):
+    _run_action(modeladmin, request, queryset, services.job_promote, "Promoted")
+
+
 @admin.register(Job)
 class JobAdmin(admin.ModelAdmin):
-    list_display = ["id", "type", "status", "queue", "workspace_id", "contact_id"]
-    list_display += ["scheduled_for", "attempts", "last_error"]
-    list_filter = ["status", "type", "queue"]
-    search_fields = ["=id", "=contact_id", "=workspace_id"]
+    list_display = [
+        "id",
+        "type",
+        "status",
+        "queue",
+        "workspace_id",
+        "contact_id",
+        "recipient",
+        "scheduled_for",
+        "attempts",
+        "last_error",
+    ]
+    list_filter = ["status", "type", "queue", WorkspaceFilter, "created_at"]
+    search_fields = ["contact_id"]  # shows the box; search_jobs does the matching
+    search_help_text = (
+        "Job id, contact id, workspace id, phone number, email address, campaign id, "
+        "or metadataKey:value"
+    )
     date_hierarchy = "created_at"
+    ordering = ["-created_at"]
+    # Counting every row twice per page is the slow part of a big changelist.
+    show_full_result_count = False
+    list_per_page = 50
+    actions = [retry_jobs, remove_jobs, promote_jobs]
     inlines = [JobAttemptInline]
-    # Status changes go through jobs.services, never through this form.
+    # Status changes go through jobs.services (the actions), never through this form.
     readonly_fields = [field.name for field in Job._meta.fields]
 
+    def get_search_results(self, request, queryset, search_term):
+        return search_jobs(queryset, search_term), False
+
     def has_add_permission(self, request):
+        return False
+
+
+@admin.register(AuditEntry)
+class AuditEntryAdmin(admin.ModelAdmin):
+    list_display = ["at", "actor", "action", "job", "queue", "detail"]
+    list_filter = ["action", "actor"]
+    search_fields = ["=actor", "=queue"]
+    readonly_fields = ["at", "actor", "action", "job", "queue", "detail"]
+    list_select_related = ["job"]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
         return False
