@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test lint format bench
+.PHONY: install run test lint format bench browser
 
 $(STAMP): requirements.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -18,7 +18,15 @@ run: install
 	$(BIN)/python manage.py migrate --noinput
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m config.devrun
 
-test: install
+# Debian's Chromium for the browser tests (no browser download at run time). Without
+# root or apt the browser tests are skipped, with a message saying how to install it.
+browser:
+	@command -v chromium >/dev/null || [ -x /usr/bin/chromium ] || \
+	  (apt-get install -y chromium >/dev/null 2>&1 || \
+	   (apt-get update >/dev/null 2>&1 && apt-get install -y chromium >/dev/null 2>&1)) || \
+	  echo "could not install chromium (apt-get install -y chromium); browser tests will be skipped"
+
+test: install browser
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: install

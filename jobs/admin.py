@@ -101,7 +101,6 @@ class JobAdmin(admin.ModelAdmin):
         "Job id, contact id, workspace id, phone number, email address, campaign id, "
         "or metadataKey:value"
     )
-    date_hierarchy = "created_at"
     ordering = ["-created_at"]
     # Counting every row twice per page is the slow part of a big changelist.
     show_full_result_count = False

@@ -45,8 +45,12 @@ class Job(models.Model):
 
     class Meta:
         indexes = [
+            # Admin and dashboard job lists, newest first (the admin adds -pk).
+            models.Index(fields=["-created_at", "-id"], name="job_created"),
             # Dashboard counts and lists per status, newest first.
-            models.Index(fields=["status", "-created_at"], name="job_status_created"),
+            models.Index(
+                fields=["status", "-created_at", "-id"], name="job_status_created"
+            ),
             # Overdue check and oldest waiting job: pending jobs by due time.
             models.Index(fields=["status", "scheduled_for"], name="job_status_due"),
             # Dashboard statistics: completed / failed in the last hour.
@@ -54,7 +58,9 @@ class Job(models.Model):
             # Per-queue views of the dashboard.
             models.Index(fields=["queue", "status"], name="job_queue_status"),
             # Jobs of one workspace / one contact (admin filters and search).
-            models.Index(fields=["workspace_id", "-created_at"], name="job_workspace"),
+            models.Index(
+                fields=["workspace_id", "-created_at", "-id"], name="job_workspace"
+            ),
             models.Index(fields=["contact_id"], name="job_contact"),
             # Admin and dashboard search by phone number / email address, campaign.
             models.Index(fields=["recipient"], name="job_recipient"),

@@ -33,7 +33,7 @@ def overview(request):
     except RedisError:
         workers = None
     context = {
-        "queues": [(name, [counts[name][s] for s in STATUSES]) for name in counts],
+        "queues": [(name, [(s, counts[name][s]) for s in STATUSES]) for name in counts],
         "statuses": STATUSES,
         "stats": stats.last_hour(),
         "workers": workers,

@@ -55,7 +55,9 @@ def test_no_or_wrong_credentials_get_401_with_a_challenge(client, method, url, h
     assert Job.objects.count() == 0
 
 
-@pytest.mark.parametrize(("method", "url"), [u for u in DASHBOARD_URLS if u[0] == "get"])
+@pytest.mark.parametrize(
+    ("method", "url"), [u for u in DASHBOARD_URLS if u[0] == "get"]
+)
 def test_right_credentials_are_let_in(client, method, url):
     response = client.get(url, **basic("ops", "s3cret-pass"))
     assert response.status_code in (200, 404)

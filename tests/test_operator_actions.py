@@ -25,7 +25,10 @@ def act(client, job_id, action):
 
 
 def queued(redis, name):
-    return [i.decode() for i in redis.lrange(Queue.redis_queue_namespace_prefix + name, 0, -1)]
+    return [
+        i.decode()
+        for i in redis.lrange(Queue.redis_queue_namespace_prefix + name, 0, -1)
+    ]
 
 
 def status(job_id):
@@ -41,16 +44,23 @@ def failed_job(client, backend, work, settings):
     return job_id
 
 
-def test_retry_runs_a_failed_job_again_and_it_completes(client, backend, work, failed_job):
+def test_retry_runs_a_failed_job_again_and_it_completes(
+    client, backend, work, failed_job
+):
     response = act(client, failed_job, "retry")
 
     assert response.status_code == 200
     job = Job.objects.get(pk=failed_job)
     assert (job.status, job.attempts, job.max_attempts) == ("waiting", 1, 2)
     assert queued(client_redis(), "send-sms-queue") == [failed_job]
-    assert failed_job not in FailedJobRegistry(queue=get_queue("send-sms-queue")).get_job_ids()
+    assert (
+        failed_job
+        not in FailedJobRegistry(queue=get_queue("send-sms-queue")).get_job_ids()
+    )
     work(until=lambda: status(failed_job) == "completed")
-    assert [c.headers["X-Queue-Attempt"] for c in backend.for_job(failed_job, "/send-sms")] == ["1", "2"]
+    assert [
+        c.headers["X-Queue-Attempt"] for c in backend.for_job(failed_job, "/send-sms")
+    ] == ["1", "2"]
     [entry] = AuditEntry.objects.all()
     assert (entry.actor, entry.action, entry.job_id) == ("ops", "retry", job.id)
 
@@ -61,7 +71,9 @@ def client_redis():
     return redis_connection()
 
 
-def test_remove_a_delayed_job_clears_redis_and_it_never_fires(client, backend, work, redis):
+def test_remove_a_delayed_job_clears_redis_and_it_never_fires(
+    client, backend, work, redis
+):
     job_id = post(client, "/api/schedule-sms", {**SMS, "delay": 300}).json()["jobId"]
 
     act(client, job_id, "remove")
@@ -89,13 +101,17 @@ def test_remove_a_waiting_job_takes_it_off_the_queue(client, backend, work, redi
 
 def test_a_removed_job_already_dequeued_is_not_delivered(client, backend, work, redis):
     job_id = post(client, "/api/schedule-sms", SMS).json()["jobId"]
-    Job.objects.filter(pk=job_id).update(status=Job.Status.CANCELLED)  # raced the worker
+    Job.objects.filter(pk=job_id).update(
+        status=Job.Status.CANCELLED
+    )  # raced the worker
     work(until=lambda: get_queue("send-sms-queue").count == 0)
     assert backend.for_job(job_id) == []
 
 
 def test_promote_runs_a_delayed_job_now(client, backend, work, redis):
-    job_id = post(client, "/api/schedule-sms", {**SMS, "delay": 3_600_000}).json()["jobId"]
+    job_id = post(client, "/api/schedule-sms", {**SMS, "delay": 3_600_000}).json()[
+        "jobId"
+    ]
 
     act(client, job_id, "promote")
 
@@ -109,7 +125,9 @@ def test_promote_runs_a_delayed_job_now(client, backend, work, redis):
 @pytest.mark.parametrize(
     ("delay", "action"), [(0, "promote"), (0, "retry"), (60_000, "retry")]
 )
-def test_illegal_transitions_are_refused_and_change_nothing(client, redis, delay, action):
+def test_illegal_transitions_are_refused_and_change_nothing(
+    client, redis, delay, action
+):
     job_id = post(client, "/api/schedule-sms", {**SMS, "delay": delay}).json()["jobId"]
     before = status(job_id)
 

@@ -26,7 +26,12 @@ def jobs(client):
         "email": post(
             client,
             "/api/schedule-email",
-            {**EMAIL, "to": "ann@example.com", "contactId": "c-2", "workspaceId": "ws-b"},
+            {
+                **EMAIL,
+                "to": "ann@example.com",
+                "contactId": "c-2",
+                "workspaceId": "ws-b",
+            },
         ),
     }
     return {name: response.json()["jobId"] for name, response in made.items()}
@@ -61,7 +66,9 @@ def test_dashboard_search_finds_the_job(client, jobs, settings, term, expected):
 
 def test_dashboard_search_by_job_id(client, jobs, settings):
     settings.BULL_BOARD_PASSWORD = "pw"
-    response = client.get("/admin/queues/jobs", {"q": jobs["email"]}, **basic("admin", "pw"))
+    response = client.get(
+        "/admin/queues/jobs", {"q": jobs["email"]}, **basic("admin", "pw")
+    )
     assert jobs["email"] in response.content.decode()
     assert jobs["sms"] not in response.content.decode()
 

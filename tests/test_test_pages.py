@@ -39,7 +39,11 @@ def test_submitting_schedules_through_the_service_and_shows_the_response(client)
 
     assert response.status_code == 200
     job = Job.objects.get()
-    assert (job.type, job.status, job.queue) == ("email", "delayed", "scheduled-email-queue")
+    assert (job.type, job.status, job.queue) == (
+        "email",
+        "delayed",
+        "scheduled-email-queue",
+    )
     assert job.payload["delay"] == 60000
     page = html.unescape(response.content.decode())
     assert '"success": true' in page and str(job.id) in page
