@@ -163,6 +163,19 @@ QUEUE_WEBHOOK_ENDPOINT = env_path("QUEUE_WEBHOOK_ENDPOINT", "/api/queue-webhook"
 JOB_ATTEMPTS = env_int("JOB_ATTEMPTS", 5, minimum=1)
 JOB_BACKOFF_MS = env_int("JOB_BACKOFF_MS", 1000, minimum=0)
 CALLBACK_TIMEOUT_MS = env_int("CALLBACK_TIMEOUT_MS", 10000, minimum=1)
+# Secrets that sign every callback and webhook (comma-separated: rotation).
+CALLBACK_SIGNING_SECRETS = env_list("CALLBACK_SIGNING_SECRET")
+# Attempts to deliver the failure webhook itself.
+WEBHOOK_ATTEMPTS = env_int("WEBHOOK_ATTEMPTS", 5, minimum=1)
+
+# --- Recovery -------------------------------------------------------------------
+# An attempt still active this long after it started is taken as lost (its worker
+# died or hung) and run again. A worker seen dead is caught sooner.
+JOB_STALL_TIMEOUT_MS = env_int("JOB_STALL_TIMEOUT_MS", 30000, minimum=1000)
+# How often the scheduler's watchdog compares the Job table with Redis.
+WATCHDOG_INTERVAL_MS = env_int("WATCHDOG_INTERVAL_MS", 5000, minimum=100)
+# A pending job overdue by more than this and missing from Redis is re-enqueued.
+WATCHDOG_GRACE_MS = env_int("WATCHDOG_GRACE_MS", 10000, minimum=0)
 
 # --- Dashboard ------------------------------------------------------------------
 BULL_BOARD_USERNAME = env_str("BULL_BOARD_USERNAME", "admin")

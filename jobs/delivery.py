@@ -4,15 +4,24 @@ import json
 import time
 from dataclasses import dataclass
 from datetime import datetime
+from email.utils import parsedate_to_datetime
 from functools import lru_cache
 
 import requests
 from django.conf import settings
 from django.utils import timezone
 
+from jobs import signing
+
 USER_AGENT = "queue-services/1"
 # Enough of a failing backend's answer to diagnose it, not to store a page.
 MAX_ERROR_CHARS = 500
+# A backend that answers this (or sends `X-Queue-Retry: false`) will never accept
+# the message: the job fails at once instead of retrying.
+PERMANENT_FAILURE_STATUS = 422
+# Retry-After is honoured on these, up to an hour.
+BACKPRESSURE_STATUSES = {429, 503}
+MAX_RETRY_AFTER_S = 3600
 
 
 @dataclass(frozen=True)
@@ -22,6 +31,10 @@ class Outcome:
     error: str
     started_at: datetime
     duration_ms: int
+    # The backend asked not to be called again before this many seconds.
+    retry_after_s: float | None = None
+    # The backend will never accept this message: do not retry.
+    permanent: bool = False
 
 
 def backend_base_url(job_type: str) -> str:
@@ -59,18 +72,22 @@ def http_session() -> requests.Session:
     return session
 
 
-def post_json(url: str, body: dict, headers: dict[str, str]) -> Outcome:
-    """POST `body` as JSON; any 2xx is success, everything else is a failed attempt."""
+def post_json(
+    url: str, body: dict, headers: dict[str, str], message_id: str
+) -> Outcome:
+    """POST `body` as signed JSON; 2xx is success, anything else a failed attempt."""
+    data = json.dumps(body, separators=(",", ":")).encode()
+    headers = {
+        "Content-Type": "application/json",
+        **headers,
+        **signing.signature_headers(message_id, data),
+    }
     started_at, started = timezone.now(), time.monotonic()
     timeout = settings.CALLBACK_TIMEOUT_MS / 1000
     try:
+        # A redirect could lead to another host; the backend must answer itself.
         response = http_session().post(
-            url,
-            data=json.dumps(body, separators=(",", ":")),
-            headers={"Content-Type": "application/json", **headers},
-            timeout=timeout,
-            # A redirect could lead to another host; the backend must answer itself.
-            allow_redirects=False,
+            url, data=data, headers=headers, timeout=timeout, allow_redirects=False
         )
     except requests.Timeout:
         error = f"timed out after {timeout:g} s"
@@ -78,11 +95,40 @@ def post_json(url: str, body: dict, headers: dict[str, str]) -> Outcome:
     except requests.RequestException as exc:
         error = f"{type(exc).__name__}: {exc}"[:MAX_ERROR_CHARS]
         return Outcome(False, None, error, started_at, _ms_since(started))
-    ok = 200 <= response.status_code < 300
-    error = (
-        "" if ok else f"HTTP {response.status_code}: {response.text[:MAX_ERROR_CHARS]}"
+    return _classify(response, started_at, _ms_since(started))
+
+
+def _classify(response, started_at: datetime, duration_ms: int) -> Outcome:
+    status = response.status_code
+    if 200 <= status < 300:
+        return Outcome(True, status, "", started_at, duration_ms)
+    no_retry = response.headers.get("X-Queue-Retry", "").lower() == "false"
+    return Outcome(
+        False,
+        status,
+        f"HTTP {status}: {response.text[:MAX_ERROR_CHARS]}",
+        started_at,
+        duration_ms,
+        retry_after_s=_retry_after(response)
+        if status in BACKPRESSURE_STATUSES
+        else None,
+        permanent=status == PERMANENT_FAILURE_STATUS or no_retry,
     )
-    return Outcome(ok, response.status_code, error, started_at, _ms_since(started))
+
+
+def _retry_after(response) -> float | None:
+    """Seconds from a Retry-After header (delta-seconds or HTTP date), capped."""
+    raw = response.headers.get("Retry-After", "").strip()
+    if not raw:
+        return None
+    try:
+        seconds = float(raw)
+    except ValueError:
+        try:
+            seconds = (parsedate_to_datetime(raw) - timezone.now()).total_seconds()
+        except (TypeError, ValueError):
+            return None
+    return min(max(seconds, 0.0), MAX_RETRY_AFTER_S)
 
 
 def _ms_since(started: float) -> int:

@@ -42,6 +42,12 @@ class Job(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+    # The RQ worker running the current attempt: the watchdog checks it is alive.
+    worker = models.CharField(max_length=128, blank=True)
+    # The failure webhook: "", pending, delivered or failed.
+    webhook_status = models.CharField(max_length=16, blank=True)
+    webhook_attempts = models.PositiveIntegerField(default=0)
+    webhook_error = models.TextField(blank=True)
 
     class Meta:
         indexes = [

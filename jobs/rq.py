@@ -7,14 +7,21 @@
   more than the callback), Django DB connections recycled around each job.
 """
 
+import threading
 import time
 
 from django.db import close_old_connections
+from redis.exceptions import RedisError
 from rq.job import Job, JobStatus
 from rq.serializers import JSONSerializer
 from rq.worker import SimpleWorker
 
 from jobs.scheduler import schedule_job_id
+
+# The worker says it is alive this often, for this long: the watchdog takes an
+# active job whose worker stopped saying so as lost within a few seconds.
+ALIVE_EVERY_S = 1.0
+ALIVE_TTL_MS = 5000
 
 
 class DeliveryJob(Job):
@@ -22,7 +29,8 @@ class DeliveryJob(Job):
         super().__init__(id=id, connection=connection, serializer=JSONSerializer)
 
     def retry(self, queue, pipeline) -> None:
-        delay = self.get_retry_interval()
+        # The backend's Retry-After, when it sent one, stretches the backoff.
+        delay = max(self.get_retry_interval(), self.meta.pop("retry_after_s", 0))
         if not delay:
             return super().retry(queue, pipeline)
         self.retries_left = self.retries_left - 1
@@ -37,6 +45,26 @@ class DeliveryWorker(SimpleWorker):
         kwargs["serializer"] = JSONSerializer
         kwargs["job_class"] = DeliveryJob
         super().__init__(*args, **kwargs)
+
+    def register_birth(self):
+        super().register_birth()
+        self._alive = threading.Event()
+        threading.Thread(target=self._say_alive, daemon=True, name="alive").start()
+
+    def register_death(self):
+        self._alive.set()
+        super().register_death()
+
+    def _say_alive(self) -> None:
+        from jobs.watchdog import worker_alive_key
+
+        # A thread, because the main one may be inside a 10-second callback.
+        while not self._alive.is_set():
+            try:
+                self.connection.set(worker_alive_key(self.name), "1", px=ALIVE_TTL_MS)
+            except RedisError:
+                pass
+            self._alive.wait(ALIVE_EVERY_S)
 
     def execute_job(self, job, queue):
         close_old_connections()

@@ -117,6 +117,7 @@ class PreciseScheduler(DjangoScheduler):
         kwargs["job_class"] = DeliveryJob
         super().__init__(*args, **kwargs)
         self._stopping = False
+        self._next_watchdog = 0.0
 
     # --- scheduling -------------------------------------------------------------
     def enqueue_in(self, time_delta: timedelta, func, *args, **kwargs):
@@ -220,12 +221,33 @@ class PreciseScheduler(DjangoScheduler):
             self.log.debug("Moved %d due job(s)", moved)
         if burst:
             return
+        self._watch()
         self.connection.expire(self.key, int(self._interval) + 10)
         wait = self.plan_next_wake() - time.time()
         # Sleep until the next job is due or a new earlier job wakes us.
         if wait > 0 and pubsub.get_message(timeout=wait) is not None:
             while pubsub.get_message(timeout=0) is not None:
                 pass
+
+    def _watch(self) -> None:
+        """Run the watchdog (jobs.watchdog) every WATCHDOG_INTERVAL_MS."""
+        from django.conf import settings
+
+        from jobs import watchdog
+
+        if time.monotonic() < self._next_watchdog:
+            return
+        self._next_watchdog = time.monotonic() + settings.WATCHDOG_INTERVAL_MS / 1000
+        try:
+            repaired = watchdog.run_pass(self.connection)
+        except (ConnectionError, TimeoutError):
+            raise
+        except Exception:
+            # A database hiccup must not stop due jobs from moving.
+            self.log.exception("watchdog pass failed")
+            return
+        if any(repaired.values()):
+            self.log.warning("watchdog repaired %s", repaired)
 
     def _install_signal_handlers(self) -> None:
         def stop(signum, frame):

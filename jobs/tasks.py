@@ -5,6 +5,7 @@ import logging
 from rq import get_current_job
 
 from jobs import delivery, services
+from jobs.models import Job
 
 logger = logging.getLogger(__name__)
 
@@ -15,28 +16,36 @@ class CallbackFailed(Exception):
 
 def deliver(job_id: str) -> dict:
     """POST one job's message to the backend; raise on failure so RQ retries it."""
-    job = services.job_start_attempt(job_id=job_id)
+    rq_job = get_current_job()
+    worker = (rq_job.worker_name or "") if rq_job else ""
+    job = services.job_start_attempt(job_id=job_id, worker=worker)
     if job is None:
         logger.info("job %s is no longer pending; not delivered", job_id)
         return {"delivered": False}
     headers = {"X-Queue-Job-Id": str(job.id), "X-Queue-Attempt": str(job.attempts)}
+    body = {**job.payload, "jobId": str(job.id)}
     outcome = delivery.post_json(
-        job.callback_url, {**job.payload, "jobId": str(job.id)}, headers
+        job.callback_url, body, headers, message_id=str(job.id)
     )
-    rq_job = get_current_job()
-    will_retry = bool(rq_job and rq_job.retries_left) and not outcome.ok
+    has_retries = bool(rq_job and rq_job.retries_left)
+    will_retry = not outcome.ok and not outcome.permanent and has_retries
     job = services.job_record_attempt(job=job, outcome=outcome, will_retry=will_retry)
     if outcome.ok:
         return {"delivered": True, "httpStatus": outcome.http_status}
-    if not will_retry:
-        report_failure(job)
+    if rq_job is not None:
+        # RQ decides from these whether, and how soon, it runs the job again.
+        if not will_retry:
+            rq_job.retries_left = 0
+        elif outcome.retry_after_s:
+            rq_job.meta["retry_after_s"] = outcome.retry_after_s
     raise CallbackFailed(
         f"attempt {job.attempts} of {job.max_attempts}: {outcome.error}"
     )
 
 
-def report_failure(job) -> None:
-    """Tell the backend's webhook that a job failed for good."""
+def report_failure(job_id: str) -> dict:
+    """Tell the backend's webhook that a job failed for good (retried by RQ)."""
+    job = Job.objects.get(pk=job_id)
     body = {
         "jobId": str(job.id),
         "status": "failed",
@@ -47,9 +56,14 @@ def report_failure(job) -> None:
         "attempts": job.attempts,
     }
     outcome = delivery.post_json(
-        delivery.webhook_url(job.type), body, {"X-Queue-Job-Id": str(job.id)}
+        delivery.webhook_url(job.type),
+        body,
+        {"X-Queue-Job-Id": str(job.id)},
+        message_id=f"{job.id}-failed",
     )
+    rq_job = get_current_job()
+    final = outcome.ok or not (rq_job and rq_job.retries_left)
+    services.job_record_webhook(job_id=job_id, outcome=outcome, final=final)
     if not outcome.ok:
-        logger.warning(
-            "failure webhook for job %s not accepted: %s", job.id, outcome.error
-        )
+        raise CallbackFailed(f"failure webhook not accepted: {outcome.error}")
+    return {"delivered": True}

@@ -1,0 +1,44 @@
+"""The only code that changes a Job's status or talks to the queues.
+
+scheduling: new jobs; attempts: a worker's bookkeeping around one callback;
+operator: dashboard and admin actions; recovery: what the watchdog repairs.
+"""
+
+from jobs.services.attempts import (
+    job_record_attempt,
+    job_record_webhook,
+    job_start_attempt,
+)
+from jobs.services.common import (
+    IllegalTransition,
+    QueueUnavailable,
+    backoff_seconds,
+    retry_wait_seconds,
+)
+from jobs.services.operator import (
+    job_cancel,
+    job_promote,
+    job_retry,
+    jobs_clean_completed,
+    jobs_retry_failed,
+)
+from jobs.services.recovery import job_recover_stalled, job_requeue_lost
+from jobs.services.scheduling import job_schedule
+
+__all__ = [
+    "IllegalTransition",
+    "QueueUnavailable",
+    "backoff_seconds",
+    "job_cancel",
+    "job_promote",
+    "job_record_attempt",
+    "job_record_webhook",
+    "job_recover_stalled",
+    "job_requeue_lost",
+    "job_retry",
+    "job_schedule",
+    "job_start_attempt",
+    "jobs_clean_completed",
+    "jobs_retry_failed",
+    "retry_wait_seconds",
+]

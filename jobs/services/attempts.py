@@ -1,0 +1,100 @@
+"""A worker's bookkeeping around one callback attempt."""
+
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import F
+from django.utils import timezone
+from rq import Retry
+
+from jobs.delivery import Outcome
+from jobs.models import Job, JobAttempt
+from jobs.queues import get_queue
+from jobs.services.common import PENDING, backoff_seconds, retry_wait_seconds
+
+WEBHOOK_QUEUE = "my-queue"
+
+
+def job_start_attempt(*, job_id: str, worker: str = "") -> Job | None:
+    """Mark the job active and count the attempt.
+
+    Returns None when the job must not be delivered: unknown, cancelled, or
+    already completed (a redelivery after a worker crash).
+    """
+    started = Job.objects.filter(pk=job_id, status__in=PENDING).update(
+        status=Job.Status.ACTIVE,
+        attempts=F("attempts") + 1,
+        started_at=timezone.now(),
+        worker=worker,
+    )
+    return Job.objects.get(pk=job_id) if started else None
+
+
+def job_record_attempt(*, job: Job, outcome: Outcome, will_retry: bool) -> Job:
+    """Store the attempt and move the job to completed, delayed (retry) or failed.
+
+    A final failure also queues the failure webhook.
+    """
+    now = timezone.now()
+    _save_attempt(job, outcome)
+    changes = {"last_http_status": outcome.http_status, "last_error": outcome.error}
+    if outcome.ok:
+        changes.update(status=Job.Status.COMPLETED, finished_at=now)
+    elif will_retry:
+        wait = retry_wait_seconds(job.attempts, outcome.retry_after_s)
+        changes.update(
+            status=Job.Status.DELAYED, scheduled_for=now + timedelta(seconds=wait)
+        )
+    else:
+        changes.update(
+            status=Job.Status.FAILED, finished_at=now, webhook_status="pending"
+        )
+    Job.objects.filter(pk=job.pk).update(**changes)
+    for field, value in changes.items():
+        setattr(job, field, value)
+    if job.status == Job.Status.FAILED:
+        _queue_failure_webhook(job)
+    return job
+
+
+def _save_attempt(job: Job, outcome: Outcome) -> None:
+    fields = {
+        "started_at": outcome.started_at,
+        "duration_ms": outcome.duration_ms,
+        "http_status": outcome.http_status,
+        "error": outcome.error,
+        "succeeded": outcome.ok,
+    }
+    try:
+        with transaction.atomic():
+            JobAttempt.objects.create(job=job, number=job.attempts, **fields)
+    except IntegrityError:
+        # The watchdog already wrote this attempt off as stalled; the worker was
+        # only slow, so what it saw is the truth.
+        JobAttempt.objects.filter(job=job, number=job.attempts).update(**fields)
+
+
+def _queue_failure_webhook(job: Job) -> None:
+    attempts = settings.WEBHOOK_ATTEMPTS
+    retry = None
+    if attempts > 1:
+        retry = Retry(
+            max=attempts - 1, interval=[backoff_seconds(n) for n in range(1, attempts)]
+        )
+    get_queue(WEBHOOK_QUEUE).enqueue_call(
+        "jobs.tasks.report_failure",
+        args=(str(job.id),),
+        job_id=f"{job.id}-webhook",
+        retry=retry,
+    )
+
+
+def job_record_webhook(*, job_id: str, outcome: Outcome, final: bool) -> None:
+    """Record one failure-webhook attempt on its job."""
+    status = "delivered" if outcome.ok else ("failed" if final else "pending")
+    Job.objects.filter(pk=job_id).update(
+        webhook_status=status,
+        webhook_attempts=F("webhook_attempts") + 1,
+        webhook_error=outcome.error,
+    )

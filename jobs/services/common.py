@@ -1,0 +1,74 @@
+"""Pieces the services share: errors, retry timing, handing a job to RQ, audit."""
+
+from django.conf import settings
+from rq import Retry
+
+from jobs.models import AuditEntry, Job
+from jobs.queues import fetch_rq_job, get_queue, get_scheduler
+
+PENDING = [Job.Status.WAITING, Job.Status.DELAYED, Job.Status.ACTIVE]
+
+
+class QueueUnavailable(Exception):
+    """Redis could not be reached; nothing was scheduled."""
+
+
+class IllegalTransition(Exception):
+    """The job is not in a state that allows the requested action."""
+
+
+def backoff_seconds(attempt: int) -> float:
+    """Wait after failed attempt number `attempt` (1-based): base x 2^(n-1)."""
+    return settings.JOB_BACKOFF_MS * 2 ** (attempt - 1) / 1000
+
+
+def retry_wait_seconds(attempt: int, retry_after_s: float | None = None) -> float:
+    """The backoff, or longer when the backend asked for it (Retry-After)."""
+    return max(backoff_seconds(attempt), retry_after_s or 0.0)
+
+
+def rq_job_timeout() -> int:
+    # One callback, with room to record it; RQ kills an attempt that hangs longer.
+    return int(settings.CALLBACK_TIMEOUT_MS / 1000) + 30
+
+
+def enqueue_delivery(job: Job, *, delayed: bool) -> None:
+    """Create the job's RQ job (same id) with the attempts it has left."""
+    options = {
+        "job_id": str(job.id),
+        "timeout": rq_job_timeout(),
+        "retry": _retry_policy(done=job.attempts, total=job.max_attempts),
+    }
+    if delayed:
+        get_scheduler().enqueue_at(
+            job.scheduled_for,
+            "jobs.tasks.deliver",
+            str(job.id),
+            queue_name=job.queue,
+            **options,
+        )
+    else:
+        get_queue(job.queue).enqueue_call(
+            "jobs.tasks.deliver", args=(str(job.id),), **options
+        )
+
+
+def _retry_policy(*, done: int, total: int) -> Retry | None:
+    """RQ retries for attempts done+1..total; the wait after attempt n is backoff(n)."""
+    if total - done < 2:
+        return None
+    return Retry(
+        max=total - done - 1,
+        interval=[backoff_seconds(n) for n in range(done + 1, total)],
+    )
+
+
+def delete_rq_job(job: Job) -> None:
+    """Remove the job's RQ job from Redis: its hash, queue and registries."""
+    rq_job = fetch_rq_job(str(job.id))
+    if rq_job is not None:
+        rq_job.delete()
+
+
+def audit(actor: str, action: str, *, job: Job | None = None, **fields) -> None:
+    AuditEntry.objects.create(actor=actor, action=action, job=job, **fields)

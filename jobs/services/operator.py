@@ -1,0 +1,118 @@
+"""Operator actions from the dashboard and the admin, each audited."""
+
+from datetime import timedelta
+
+from django.conf import settings
+from django.db.models import F
+from django.utils import timezone
+from redis.exceptions import RedisError
+
+from jobs.models import Job
+from jobs.queues import get_scheduler
+from jobs.services.common import (
+    IllegalTransition,
+    QueueUnavailable,
+    audit,
+    delete_rq_job,
+    enqueue_delivery,
+)
+
+
+def _transition(job_id, *, allowed: list[str], to: str, action: str, **changes) -> Job:
+    """Move a job from one of `allowed` to `to` in one guarded UPDATE, or refuse."""
+    updated = Job.objects.filter(pk=job_id, status__in=allowed).update(
+        status=to, **changes
+    )
+    job = Job.objects.filter(pk=job_id).first()
+    if job is None:
+        raise IllegalTransition(f"There is no job {job_id}.")
+    if not updated:
+        raise IllegalTransition(f"Cannot {action} a job that is {job.status}.")
+    return job
+
+
+def job_retry(*, job_id, actor: str) -> Job:
+    """Run a failed job again now, with a fresh set of attempts."""
+    job = _transition(
+        job_id,
+        allowed=[Job.Status.FAILED],
+        to=Job.Status.WAITING,
+        action="retry",
+        max_attempts=F("attempts") + settings.JOB_ATTEMPTS,
+        scheduled_for=timezone.now(),
+        finished_at=None,
+    )
+    try:
+        delete_rq_job(job)
+        enqueue_delivery(job, delayed=False)
+    except RedisError as exc:
+        Job.objects.filter(pk=job.pk).update(status=Job.Status.FAILED)
+        raise QueueUnavailable(str(exc)) from exc
+    audit(actor, "retry", job=job)
+    return job
+
+
+def job_cancel(*, job_id, actor: str) -> Job:
+    """Remove a waiting or delayed job: it will not be delivered."""
+    job = _transition(
+        job_id,
+        allowed=[Job.Status.WAITING, Job.Status.DELAYED],
+        to=Job.Status.CANCELLED,
+        action="remove",
+        finished_at=timezone.now(),
+    )
+    # The row is the guard (a worker skips cancelled jobs); Redis cleanup frees memory.
+    try:
+        scheduler = get_scheduler()
+        scheduler.connection.zrem(scheduler.scheduled_jobs_key, str(job.id))
+        delete_rq_job(job)
+    except RedisError:
+        pass
+    audit(actor, "remove", job=job)
+    return job
+
+
+def job_promote(*, job_id, actor: str) -> Job:
+    """Run a delayed job now instead of at its due time."""
+    job = Job.objects.filter(pk=job_id).first()
+    if job is None or job.status != Job.Status.DELAYED:
+        raise IllegalTransition(f"Cannot promote a job that is {job and job.status}.")
+    try:
+        moved = get_scheduler().promote(str(job.id))
+    except RedisError as exc:
+        raise QueueUnavailable(str(exc)) from exc
+    if not moved:
+        raise IllegalTransition("The job is already on its way to a worker.")
+    job = _transition(
+        job_id,
+        allowed=[Job.Status.DELAYED],
+        to=Job.Status.WAITING,
+        action="promote",
+        scheduled_for=timezone.now(),
+    )
+    audit(actor, "promote", job=job)
+    return job
+
+
+def jobs_retry_failed(*, queue: str, actor: str) -> int:
+    """Retry every failed job of a queue; returns how many."""
+    failed = Job.objects.filter(queue=queue, status=Job.Status.FAILED)
+    count = 0
+    for job_id in failed.values_list("id", flat=True).iterator(chunk_size=500):
+        job_retry(job_id=job_id, actor=actor)
+        count += 1
+    audit(actor, "retry all failed", queue=queue, detail=f"{count} job(s)")
+    return count
+
+
+def jobs_clean_completed(*, queue: str, older_than: timedelta, actor: str) -> int:
+    """Delete completed jobs of a queue that finished before now - older_than."""
+    old = Job.objects.filter(
+        queue=queue,
+        status=Job.Status.COMPLETED,
+        finished_at__lt=timezone.now() - older_than,
+    )
+    _, deleted = old.delete()
+    count = deleted.get(Job._meta.label, 0)
+    audit(actor, "clean completed", queue=queue, detail=f"older than {older_than}")
+    return count
