@@ -27,6 +27,8 @@ LOCK_KEY = "queueservices:watchdog:lock"
 ALIVE_PREFIX = "queueservices:worker-alive:"
 # Rows looked at per pass; a backlog is worked through over several passes.
 BATCH = 1000
+# How far into a queue list to look for a queued job (the oldest are at its head).
+LPOS_MAXLEN = 200_000
 
 
 def worker_alive_key(worker: str) -> str:
@@ -91,15 +93,50 @@ def requeue_lost(connection) -> int:
         return 0
     with connection.pipeline(transaction=False) as pipe:
         for job_id in pending:
-            pipe.hget(f"rq:job:{job_id}", "status")
+            pipe.hmget(f"rq:job:{job_id}", "status", "origin", "worker_name")
             pipe.zscore(SCHEDULED_JOBS_KEY, str(job_id))
         replies = pipe.execute()
-    requeued = 0
-    for job_id, rq_status, score in zip(
-        pending, replies[::2], replies[1::2], strict=True
-    ):
-        # Scheduled but in no schedule, or gone entirely: nothing would ever run it.
-        lost = rq_status is None or (rq_status == b"scheduled" and score is None)
-        if lost and services.job_requeue_lost(job_id=job_id):
-            requeued += 1
-    return requeued
+    states = [
+        (*fields, score)
+        for fields, score in zip(replies[::2], replies[1::2], strict=True)
+    ]
+    lost = [
+        job_id
+        for job_id, gone in zip(
+            pending, _gone(connection, pending, states), strict=True
+        )
+        if gone
+    ]
+    return sum(1 for job_id in lost if services.job_requeue_lost(job_id=job_id))
+
+
+def _gone(connection, job_ids: list, states: list) -> list[bool]:
+    """Whether nothing in Redis will ever run each job.
+
+    Gone: no RQ job at all; scheduled but in no schedule; started by a worker that
+    is no longer alive; queued but on no queue (popped by a worker that then died).
+    """
+    with connection.pipeline(transaction=False) as pipe:
+        for job_id, (status, origin, worker, _) in zip(job_ids, states, strict=True):
+            if status == b"started":
+                pipe.exists(worker_alive_key((worker or b"").decode()))
+            elif status == b"queued" and origin:
+                pipe.lpos(
+                    f"rq:queue:{origin.decode()}", str(job_id), maxlen=LPOS_MAXLEN
+                )
+            else:
+                pipe.echo("")
+        checks = pipe.execute()
+    gone = []
+    for (status, _, _, score), check in zip(states, checks, strict=True):
+        if status is None:
+            gone.append(True)
+        elif status == b"scheduled":
+            gone.append(score is None)
+        elif status == b"started":
+            gone.append(not check)
+        elif status == b"queued":
+            gone.append(check is None)
+        else:
+            gone.append(False)
+    return gone

@@ -99,8 +99,10 @@ class Received:
 class Backend:
     """The customer's backend: records every POST and answers as told.
 
-    `plan[job_id]` is a list of statuses (or "hang") answered to that job's
-    successive callbacks; when it runs out, or for other jobs, 200.
+    `plan[job_id]` lists the answers to that job's successive requests (callbacks,
+    then the failure webhook): a status, (status, headers), a float = seconds to
+    wait before answering 200, or "hang" (5 s). When it runs out, or for other
+    jobs, 200.
     """
 
     url: str = ""
@@ -147,11 +149,16 @@ def start_backend() -> tuple[Backend, ThreadingHTTPServer]:
             answer = backend.next_answer(
                 body.get("jobId") if isinstance(body, dict) else None
             )
-            if answer == "hang":
-                time.sleep(5)
+            headers = {}
+            if answer == "hang" or isinstance(answer, float):
+                time.sleep(5 if answer == "hang" else answer)
                 answer = 200
+            elif isinstance(answer, tuple):
+                answer, headers = answer
             payload = json.dumps({"received": answer < 300}).encode()
             self.send_response(answer)
+            for name, value in headers.items():
+                self.send_header(name, value)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(payload)))
             self.end_headers()

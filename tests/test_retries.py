@@ -108,3 +108,53 @@ def test_retry_intervals_are_stored_in_redis_as_json(client, backend):
     rq_job = RQJob.fetch(job_id, connection=redis_connection())
     assert rq_job.retries_left == 2
     assert rq_job.retry_intervals == [0.2, 0.4]
+
+
+def test_retry_after_from_a_busy_backend_is_honoured(client, backend, work):
+    job_id = post(client, "/api/schedule-sms", SMS).json()["jobId"]
+    backend.plan[job_id] = [(429, {"Retry-After": "1.5"}), (503, {"Retry-After": "1"})]
+
+    work(until=lambda: status(job_id) == "completed", timeout=20)
+
+    calls = backend.for_job(job_id, "/send-sms")
+    # Backoff alone would wait 0.2 s and 0.4 s; the backend asked for 1.5 s and 1 s.
+    assert calls[1].at - calls[0].at >= 1.5
+    assert calls[2].at - calls[1].at >= 1.0
+
+
+@pytest.mark.parametrize("answer", [422, (400, {"X-Queue-Retry": "false"})])
+def test_a_backend_can_refuse_a_message_for_good(client, backend, work, answer):
+    job_id = post(client, "/api/schedule-sms", SMS).json()["jobId"]
+    backend.plan[job_id] = [answer]
+
+    work(until=lambda: backend.for_job(job_id, "/api/queue-webhook"))
+
+    job = Job.objects.get(pk=job_id)
+    assert (job.status, job.attempts) == ("failed", 1)
+    assert len(backend.for_job(job_id, "/send-sms")) == 1
+
+
+def test_the_failure_webhook_is_retried_and_its_outcome_recorded(client, backend, work):
+    job_id = post(client, "/api/schedule-sms", SMS).json()["jobId"]
+    # Three failed callbacks (JOB_ATTEMPTS=3), then the webhook fails once.
+    backend.plan[job_id] = [500, 500, 500, 503]
+
+    work(until=lambda: Job.objects.get(pk=job_id).webhook_status == "delivered")
+
+    job = Job.objects.get(pk=job_id)
+    assert job.webhook_attempts == 2
+    assert len(backend.for_job(job_id, "/api/queue-webhook")) == 2
+
+
+def test_a_webhook_that_never_succeeds_is_recorded_as_failed(
+    client, backend, work, settings
+):
+    settings.WEBHOOK_ATTEMPTS = 2
+    job_id = post(client, "/api/schedule-sms", SMS).json()["jobId"]
+    backend.plan[job_id] = [500] * 5
+
+    work(until=lambda: Job.objects.get(pk=job_id).webhook_status == "failed")
+
+    job = Job.objects.get(pk=job_id)
+    assert job.webhook_attempts == 2
+    assert job.webhook_error.startswith("HTTP 500")
