@@ -9,6 +9,7 @@ from redis.retry import Retry
 from config.env import (
     env_base_url,
     env_bool,
+    env_choice,
     env_int,
     env_list,
     env_path,
@@ -32,6 +33,7 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "rest_framework",
+    "corsheaders",
     # Before django_rq: our rqworker/rqscheduler commands override its defaults.
     "jobs",
     "django_rq",
@@ -42,6 +44,7 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     # Serves the admin's and the dashboard's static files with DEBUG off too.
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    "corsheaders.middleware.CorsMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -109,8 +112,8 @@ WHITENOISE_USE_FINDERS = True
 REST_FRAMEWORK = {
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["queueservices.parsers.BoundedJSONParser"],
-    "DEFAULT_AUTHENTICATION_CLASSES": [],
-    "DEFAULT_PERMISSION_CLASSES": [],
+    "DEFAULT_AUTHENTICATION_CLASSES": ["queueservices.auth.ApiKeyAuthentication"],
+    "DEFAULT_PERMISSION_CLASSES": ["queueservices.auth.ApiKeyWhenRequired"],
     "UNAUTHENTICATED_USER": None,
     "EXCEPTION_HANDLER": "queueservices.errors.exception_handler",
 }
@@ -118,6 +121,14 @@ REST_FRAMEWORK = {
 MAX_REQUEST_BYTES = env_int("MAX_REQUEST_BYTES", 256 * 1024, minimum=1024)
 DATA_UPLOAD_MAX_MEMORY_SIZE = MAX_REQUEST_BYTES
 MAX_DELAY_MS = env_int("MAX_DELAY_MS", 365 * 24 * 3600 * 1000, minimum=0)
+# true, false, or auto: required once DEBUG is off and an API key exists.
+API_KEYS_REQUIRED = env_choice("API_KEYS_REQUIRED", "auto", ["auto", "true", "false"])
+# How long an Idempotency-Key keeps answering with its first job.
+IDEMPOTENCY_TTL_S = env_int("IDEMPOTENCY_TTL_S", 24 * 3600, minimum=1)
+# Browser front ends allowed to call /api/* (comma-separated origins).
+CORS_ALLOWED_ORIGINS = env_list("CORS_ALLOWED_ORIGINS")
+CORS_URLS_REGEX = r"^/api/.*$"
+CORS_ALLOW_HEADERS = ["authorization", "content-type", "idempotency-key"]
 
 # --- Queues (Redis, RQ, rq-scheduler) -------------------------------------------
 REDIS = redis_config()
@@ -165,6 +176,8 @@ JOB_BACKOFF_MS = env_int("JOB_BACKOFF_MS", 1000, minimum=0)
 CALLBACK_TIMEOUT_MS = env_int("CALLBACK_TIMEOUT_MS", 10000, minimum=1)
 # Secrets that sign every callback and webhook (comma-separated: rotation).
 CALLBACK_SIGNING_SECRETS = env_list("CALLBACK_SIGNING_SECRET")
+# Allow callback URLs on link-local / cloud metadata addresses (refused otherwise).
+CALLBACK_ALLOW_LINK_LOCAL = env_bool("CALLBACK_ALLOW_LINK_LOCAL", False)
 # Attempts to deliver the failure webhook itself.
 WEBHOOK_ATTEMPTS = env_int("WEBHOOK_ATTEMPTS", 5, minimum=1)
 
@@ -191,6 +204,13 @@ LOGGING = {
     "formatters": {
         "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}
     },
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "filters": {"redact": {"()": "config.logfilters.RedactSecrets"}},
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": "plain",
+            "filters": ["redact"],
+        }
+    },
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
 }

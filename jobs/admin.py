@@ -1,7 +1,8 @@
 from django.contrib import admin, messages
 
 from jobs import services
-from jobs.models import AuditEntry, Job, JobAttempt
+from jobs.apikeys import apikey_create, apikey_revoke
+from jobs.models import ApiKey, AuditEntry, Job, JobAttempt
 from jobs.search import search_jobs
 
 
@@ -130,6 +131,48 @@ class AuditEntryAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request, obj=None):
         return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+@admin.action(description="Revoke selected API keys")
+def revoke_keys(modeladmin, request, queryset):
+    for api_key in queryset:
+        apikey_revoke(api_key=api_key)
+    modeladmin.message_user(
+        request, f"Revoked {queryset.count()} key(s).", messages.SUCCESS
+    )
+
+
+@admin.register(ApiKey)
+class ApiKeyAdmin(admin.ModelAdmin):
+    list_display = [
+        "name",
+        "prefix",
+        "workspace_id",
+        "created_at",
+        "last_used_at",
+        "revoked_at",
+    ]
+    list_filter = ["revoked_at"]
+    fields = ["name", "workspace_id"]
+    actions = [revoke_keys]
+
+    def save_model(self, request, obj, form, change):
+        if change:
+            return super().save_model(request, obj, form, change)
+        # The clear key exists only in this message; the database keeps its hash.
+        api_key, key = apikey_create(name=obj.name, workspace_id=obj.workspace_id)
+        obj.pk = api_key.pk
+        self.message_user(
+            request,
+            f"New API key (copy it now, it is not shown again): {key}",
+            messages.WARNING,
+        )
+
+    def has_change_permission(self, request, obj=None):
+        return obj is None
 
     def has_delete_permission(self, request, obj=None):
         return False

@@ -44,6 +44,10 @@ class Job(models.Model):
     finished_at = models.DateTimeField(null=True, blank=True)
     # The RQ worker running the current attempt: the watchdog checks it is alive.
     worker = models.CharField(max_length=128, blank=True)
+    # Idempotency-Key of the request that created the job (unique per workspace for
+    # 24 h) and a hash of that request, to refuse the key's reuse for another one.
+    idempotency_key = models.CharField(max_length=255, null=True, blank=True)
+    request_hash = models.CharField(max_length=64, blank=True)
     # The failure webhook: "", pending, delivered or failed.
     webhook_status = models.CharField(max_length=16, blank=True)
     webhook_attempts = models.PositiveIntegerField(default=0)
@@ -71,6 +75,14 @@ class Job(models.Model):
             # Admin and dashboard search by phone number / email address, campaign.
             models.Index(fields=["recipient"], name="job_recipient"),
             models.Index(fields=["campaign_id"], name="job_campaign"),
+        ]
+        constraints = [
+            # A repeated request with the same key finds the first job, never a twin.
+            models.UniqueConstraint(
+                fields=["workspace_id", "idempotency_key"],
+                condition=models.Q(idempotency_key__isnull=False),
+                name="job_idempotency_key",
+            )
         ]
 
     def __str__(self) -> str:
@@ -120,3 +132,26 @@ class AuditEntry(models.Model):
 
     def __str__(self) -> str:
         return f"{self.at:%Y-%m-%d %H:%M:%S} {self.actor} {self.action}"
+
+
+class ApiKey(models.Model):
+    """A key for /api/*: stored hashed, optionally limited to one workspace."""
+
+    name = models.CharField(max_length=100)
+    # The key's first characters, shown in the admin and used to find it.
+    prefix = models.CharField(max_length=16, unique=True, editable=False)
+    key_hash = models.CharField(max_length=64, editable=False)
+    workspace_id = models.CharField(
+        max_length=255,
+        blank=True,
+        help_text="Empty: the key may act for every workspace.",
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name = "API key"
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.prefix}…)"

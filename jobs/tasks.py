@@ -38,9 +38,9 @@ def deliver(job_id: str) -> dict:
             rq_job.retries_left = 0
         elif outcome.retry_after_s:
             rq_job.meta["retry_after_s"] = outcome.retry_after_s
-    raise CallbackFailed(
-        f"attempt {job.attempts} of {job.max_attempts}: {outcome.error}"
-    )
+    # The status only: the backend's answer (stored, truncated) may echo the message.
+    reason = f"HTTP {outcome.http_status}" if outcome.http_status else "no answer"
+    raise CallbackFailed(f"attempt {job.attempts} of {job.max_attempts}: {reason}")
 
 
 def report_failure(job_id: str) -> dict:
@@ -65,5 +65,7 @@ def report_failure(job_id: str) -> dict:
     final = outcome.ok or not (rq_job and rq_job.retries_left)
     services.job_record_webhook(job_id=job_id, outcome=outcome, final=final)
     if not outcome.ok:
-        raise CallbackFailed(f"failure webhook not accepted: {outcome.error}")
+        raise CallbackFailed(
+            f"failure webhook not accepted (HTTP {outcome.http_status})"
+        )
     return {"delivered": True}

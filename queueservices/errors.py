@@ -8,7 +8,7 @@ from django.http import Http404, JsonResponse
 from rest_framework import exceptions
 from rest_framework.response import Response
 
-from jobs.services import QueueUnavailable
+from jobs.services import IdempotencyConflict, QueueUnavailable
 from queueservices.parsers import RequestTooLarge
 
 
@@ -23,6 +23,8 @@ def exception_handler(exc, context):
             "The queue is unavailable right now; nothing was scheduled. Retry shortly."
         )
         return Response(body, status=503, headers={"Retry-After": "1"})
+    if isinstance(exc, IdempotencyConflict):
+        return Response(error_body(str(exc)), status=409)
     if isinstance(exc, RequestDataTooBig):
         exc = RequestTooLarge()
     elif isinstance(exc, Http404):
@@ -44,6 +46,8 @@ def exception_handler(exc, context):
     else:
         details, error = {}, _sentence(exc.detail)
     headers = {}
+    if getattr(exc, "auth_header", None):
+        headers["WWW-Authenticate"] = exc.auth_header
     if getattr(exc, "wait", None):
         headers["Retry-After"] = str(exc.wait)
     return Response(error_body(error, details), status=exc.status_code, headers=headers)

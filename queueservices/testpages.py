@@ -46,7 +46,7 @@ def _test_page(request, job_type: str):
         serializer = INPUTS[job_type](data=payload)
         if serializer.is_valid():
             try:
-                job = job_schedule(
+                job, _ = job_schedule(
                     job_type=job_type,
                     payload=payload,
                     delay_ms=serializer.validated_data["delay"],

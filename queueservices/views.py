@@ -1,18 +1,21 @@
 import uuid
 
 from django.db import connection
-from rest_framework.exceptions import NotFound
+from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from jobs.models import Job
 from jobs.queues import redis_connection
 from jobs.services import job_schedule
+from queueservices.auth import check_workspace
 from queueservices.serializers import (
     JobStatusOutput,
     ScheduleEmailInput,
     ScheduleSmsInput,
 )
+
+MAX_IDEMPOTENCY_KEY = 255
 
 
 class ScheduleView(APIView):
@@ -23,14 +26,29 @@ class ScheduleView(APIView):
     def post(self, request):
         serializer = self.input_serializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        job = job_schedule(
+        data = serializer.validated_data
+        check_workspace(request, data["workspaceId"])
+        job, replayed = job_schedule(
             job_type=self.job_type,
             payload=request.data,
-            delay_ms=serializer.validated_data["delay"],
+            delay_ms=data["delay"],
+            idempotency_key=idempotency_key(request, data),
         )
-        return Response(
-            {"success": True, "jobId": str(job.id), "message": self.success_message}
-        )
+        body = {"success": True, "jobId": str(job.id), "message": self.success_message}
+        headers = {"Idempotent-Replayed": "true"} if replayed else {}
+        return Response(body, headers=headers)
+
+
+def idempotency_key(request, data) -> str | None:
+    """The Idempotency-Key header, else metadata.idempotencyKey."""
+    metadata = data.get("metadata") or {}
+    key = request.headers.get("Idempotency-Key") or metadata.get("idempotencyKey")
+    if key is None:
+        return None
+    if not isinstance(key, str) or not 0 < len(key.strip()) <= MAX_IDEMPOTENCY_KEY:
+        message = f"Must be a string of 1 to {MAX_IDEMPOTENCY_KEY} characters."
+        raise ValidationError({"idempotencyKey": [message]})
+    return key.strip()
 
 
 class ScheduleSmsView(ScheduleView):
@@ -51,11 +69,15 @@ class JobStatusView(APIView):
             job = Job.objects.prefetch_related("attempt_log").get(pk=uuid.UUID(job_id))
         except (ValueError, Job.DoesNotExist):
             raise NotFound(f"No job with id {job_id!r}.") from None
+        check_workspace(request, job.workspace_id)
         return Response({"success": True, **JobStatusOutput(job).data})
 
 
 class HealthView(APIView):
     """200 when the database and Redis answer, 503 otherwise (for load balancers)."""
+
+    authentication_classes = []
+    permission_classes = []
 
     def get(self, request):
         checks = {"database": _check(lambda: connection.ensure_connection())}

@@ -93,6 +93,7 @@ class Received:
     headers: dict
     body: dict
     at: float  # epoch seconds when the request arrived
+    raw: bytes = b""
 
 
 @dataclass
@@ -143,7 +144,7 @@ def start_backend() -> tuple[Backend, ThreadingHTTPServer]:
                 body = json.loads(raw)
             except ValueError:
                 body = {"_raw": raw.decode(errors="replace")}
-            received = Received(self.path, dict(self.headers), body, time.time())
+            received = Received(self.path, dict(self.headers), body, time.time(), raw)
             with backend.lock:
                 backend.received.append(received)
             answer = backend.next_answer(

@@ -23,9 +23,10 @@ from jobs.services.operator import (
     jobs_retry_failed,
 )
 from jobs.services.recovery import job_recover_stalled, job_requeue_lost
-from jobs.services.scheduling import job_schedule
+from jobs.services.scheduling import IdempotencyConflict, job_schedule
 
 __all__ = [
+    "IdempotencyConflict",
     "IllegalTransition",
     "QueueUnavailable",
     "backoff_seconds",

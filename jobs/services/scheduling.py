@@ -1,8 +1,10 @@
+import hashlib
+import json
 import uuid
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 from redis.exceptions import RedisError
 
@@ -12,12 +14,64 @@ from jobs.queues import queue_name_for
 from jobs.services.common import QueueUnavailable, enqueue_delivery
 
 
-def job_schedule(*, job_type: str, payload: dict, delay_ms: int) -> Job:
+class IdempotencyConflict(Exception):
+    """The Idempotency-Key was already used for a different request."""
+
+
+def job_schedule(
+    *, job_type: str, payload: dict, delay_ms: int, idempotency_key: str | None = None
+) -> tuple[Job, bool]:
     """Record a job, then hand it to RQ (now) or the scheduler (delay_ms > 0).
 
     The row is committed before Redis sees the job, so a worker never meets an
     uncommitted row; if Redis refuses, the row is removed and nothing is sent.
+    With an idempotency key seen in the last IDEMPOTENCY_TTL_S for the workspace,
+    nothing new is made: returns (the first job, True).
     """
+    request_hash = _request_hash(job_type, payload)
+    workspace_id = str(payload["workspaceId"])
+    if idempotency_key:
+        earlier = _earlier_job(workspace_id, idempotency_key, request_hash)
+        if earlier is not None:
+            return earlier, True
+    try:
+        job = _create(job_type, payload, delay_ms, idempotency_key, request_hash)
+    except IntegrityError:
+        # A concurrent request with the same key won the insert.
+        earlier = _earlier_job(workspace_id, idempotency_key, request_hash)
+        if earlier is None:
+            raise
+        return earlier, True
+    try:
+        enqueue_delivery(job, delayed=delay_ms > 0)
+    except RedisError as exc:
+        Job.objects.filter(pk=job.pk).delete()
+        raise QueueUnavailable(str(exc)) from exc
+    return job, False
+
+
+def _request_hash(job_type: str, payload: dict) -> str:
+    canonical = json.dumps([job_type, payload], sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _earlier_job(workspace_id: str, key: str, request_hash: str) -> Job | None:
+    """The live job made with this key, after retiring one older than the TTL."""
+    earlier = Job.objects.filter(workspace_id=workspace_id, idempotency_key=key).first()
+    if earlier is None:
+        return None
+    expired = timezone.now() - timedelta(seconds=settings.IDEMPOTENCY_TTL_S)
+    if earlier.created_at < expired:
+        Job.objects.filter(pk=earlier.pk).update(idempotency_key=None)
+        return None
+    if earlier.request_hash != request_hash:
+        raise IdempotencyConflict(
+            "This Idempotency-Key was already used with a different request."
+        )
+    return earlier
+
+
+def _create(job_type, payload, delay_ms, idempotency_key, request_hash) -> Job:
     metadata = payload.get("metadata") or {}
     due_at = timezone.now() + timedelta(milliseconds=delay_ms)
     job = Job(
@@ -35,13 +89,10 @@ def job_schedule(*, job_type: str, payload: dict, delay_ms: int) -> Job:
         max_attempts=settings.JOB_ATTEMPTS,
         due_at=due_at,
         scheduled_for=due_at,
+        idempotency_key=idempotency_key or None,
+        request_hash=request_hash,
     )
     # durable: refuse to run inside an outer transaction that could still roll back.
     with transaction.atomic(durable=True):
         job.save(force_insert=True)
-    try:
-        enqueue_delivery(job, delayed=delay_ms > 0)
-    except RedisError as exc:
-        Job.objects.filter(pk=job.pk).delete()
-        raise QueueUnavailable(str(exc)) from exc
     return job
