@@ -34,6 +34,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "rest_framework",
     "corsheaders",
+    "drf_spectacular",
     # Before django_rq: our rqworker/rqscheduler commands override its defaults.
     "jobs",
     "django_rq",
@@ -116,6 +117,14 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["queueservices.auth.ApiKeyWhenRequired"],
     "UNAUTHENTICATED_USER": None,
     "EXCEPTION_HANDLER": "queueservices.errors.exception_handler",
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Queue Services API",
+    "DESCRIPTION": "Schedule an SMS or email now; get called back at the due time.",
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "COMPONENT_SPLIT_REQUEST": True,
 }
 # Largest accepted request body; larger ones get 413.
 MAX_REQUEST_BYTES = env_int("MAX_REQUEST_BYTES", 256 * 1024, minimum=1024)

@@ -1,5 +1,6 @@
 """API keys on /api/*: `Authorization: Bearer <key>` (see jobs.apikeys)."""
 
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import authentication, exceptions, permissions
 
 from jobs.apikeys import apikey_check, keys_required
@@ -42,3 +43,11 @@ def check_workspace(request, workspace_id) -> None:
         raise exceptions.PermissionDenied(
             "This API key may not act for that workspace."
         )
+
+
+class ApiKeySchema(OpenApiAuthenticationExtension):
+    target_class = ApiKeyAuthentication
+    name = "apiKey"
+
+    def get_security_definition(self, auto_schema):
+        return {"type": "http", "scheme": "bearer"}

@@ -6,6 +6,7 @@ from urllib.parse import unquote
 from django.conf import settings
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.core.validators import validate_email
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 E164 = re.compile(r"^\+[1-9]\d{1,14}$")
@@ -28,6 +29,14 @@ class StrictCharField(serializers.CharField):
         return super().to_internal_value(data)
 
 
+@extend_schema_field(
+    {
+        "oneOf": [
+            {"type": "string", "minLength": 1, "maxLength": MAX_ID_LENGTH},
+            {"type": "integer"},
+        ]
+    }
+)
 class IdField(serializers.Field):
     """contactId / workspaceId: a non-empty string or an integer, kept as sent."""
 
@@ -46,6 +55,9 @@ class IdField(serializers.Field):
         return value
 
 
+@extend_schema_field(
+    {"type": "integer", "minimum": 0, "nullable": True, "description": "milliseconds"}
+)
 class DelayField(serializers.Field):
     """Milliseconds from now: a whole number from 0 to MAX_DELAY_MS."""
 
@@ -88,6 +100,17 @@ def validate_callback_endpoint(value) -> None:
         )
 
 
+@extend_schema_field(
+    {
+        "type": "object",
+        "nullable": True,
+        "additionalProperties": True,
+        "properties": {
+            "callbackEndpoint": {"type": "string", "pattern": r"^/[A-Za-z0-9\-_~/]*$"},
+            "idempotencyKey": {"type": "string", "minLength": 1, "maxLength": 255},
+        },
+    }
+)
 class MetadataField(serializers.Field):
     """Free-form object passed through; only callbackEndpoint is checked."""
 
@@ -112,11 +135,13 @@ class ScheduleCommon(serializers.Serializer):
     metadata = MetadataField()
 
 
-class ScheduleSmsInput(ScheduleCommon):
-    phoneNumber = StrictCharField(max_length=16)
-    message = StrictCharField()
+@extend_schema_field({"type": "string", "pattern": E164.pattern})
+class PhoneNumberField(StrictCharField):
+    def __init__(self, **kwargs):
+        super().__init__(max_length=16, **kwargs)
 
-    def validate_phoneNumber(self, value: str) -> str:
+    def to_internal_value(self, data):
+        value = super().to_internal_value(data)
         if not E164.match(value):
             raise serializers.ValidationError(
                 "Enter a phone number in E.164 format, such as +14155550123."
@@ -124,17 +149,43 @@ class ScheduleSmsInput(ScheduleCommon):
         return value
 
 
-class ScheduleEmailInput(ScheduleCommon):
-    to = StrictCharField(max_length=254)
-    subject = StrictCharField(allow_blank=True, max_length=998)
-    html = StrictCharField()
+@extend_schema_field({"type": "string", "format": "email", "maxLength": 254})
+class EmailAddressField(StrictCharField):
+    def __init__(self, **kwargs):
+        super().__init__(max_length=254, **kwargs)
 
-    def validate_to(self, value: str) -> str:
+    def to_internal_value(self, data):
+        value = super().to_internal_value(data)
         try:
             validate_email(value)
         except DjangoValidationError:
             raise serializers.ValidationError("Enter a valid email address.") from None
         return value
+
+
+class ScheduleSmsInput(ScheduleCommon):
+    phoneNumber = PhoneNumberField()
+    message = StrictCharField()
+
+
+class ScheduleEmailInput(ScheduleCommon):
+    to = EmailAddressField()
+    subject = StrictCharField(allow_blank=True, max_length=998)
+    html = StrictCharField()
+
+
+class ScheduleOutput(serializers.Serializer):
+    success = serializers.BooleanField()
+    jobId = serializers.UUIDField()
+    message = serializers.CharField()
+
+
+class ErrorOutput(serializers.Serializer):
+    success = serializers.BooleanField()
+    error = serializers.CharField()
+    details = serializers.DictField(
+        child=serializers.ListField(child=serializers.CharField())
+    )
 
 
 class AttemptOutput(serializers.Serializer):

@@ -1,4 +1,5 @@
 from django.urls import path, re_path
+from drf_spectacular.views import SpectacularAPIView
 
 from queueservices import dashboard, testpages, views
 
@@ -18,6 +19,11 @@ urlpatterns = [
         name="job-status",
     ),
     re_path(r"^health/?$", views.HealthView.as_view(), name="health"),
+    path(
+        "api/schema",
+        SpectacularAPIView.as_view(authentication_classes=[], permission_classes=[]),
+        name="api-schema",
+    ),
     re_path(r"^test-email/?$", testpages.test_email, name="test-email"),
     re_path(r"^test-sms/?$", testpages.test_sms, name="test-sms"),
     # The dashboard, before Django's admin: its catch-all would hide these.

@@ -1,6 +1,7 @@
 import uuid
 
 from django.db import connection
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -10,12 +11,21 @@ from jobs.queues import redis_connection
 from jobs.services import job_schedule
 from queueservices.auth import check_workspace
 from queueservices.serializers import (
+    ErrorOutput,
     JobStatusOutput,
     ScheduleEmailInput,
+    ScheduleOutput,
     ScheduleSmsInput,
 )
 
 MAX_IDEMPOTENCY_KEY = 255
+ERRORS = {status: ErrorOutput for status in (400, 401, 403, 409, 413, 415, 503)}
+IDEMPOTENCY_HEADER = OpenApiParameter(
+    "Idempotency-Key",
+    str,
+    OpenApiParameter.HEADER,
+    description="Repeat a request safely: the same key returns the same job for 24 h.",
+)
 
 
 class ScheduleView(APIView):
@@ -51,12 +61,22 @@ def idempotency_key(request, data) -> str | None:
     return key.strip()
 
 
+@extend_schema(
+    request=ScheduleSmsInput,
+    responses={200: ScheduleOutput, **ERRORS},
+    parameters=[IDEMPOTENCY_HEADER],
+)
 class ScheduleSmsView(ScheduleView):
     input_serializer = ScheduleSmsInput
     job_type = Job.Type.SMS
     success_message = "SMS scheduled successfully"
 
 
+@extend_schema(
+    request=ScheduleEmailInput,
+    responses={200: ScheduleOutput, **ERRORS},
+    parameters=[IDEMPOTENCY_HEADER],
+)
 class ScheduleEmailView(ScheduleView):
     input_serializer = ScheduleEmailInput
     job_type = Job.Type.EMAIL
@@ -64,6 +84,14 @@ class ScheduleEmailView(ScheduleView):
 
 
 class JobStatusView(APIView):
+    @extend_schema(
+        responses={
+            200: JobStatusOutput,
+            404: ErrorOutput,
+            401: ErrorOutput,
+            403: ErrorOutput,
+        }
+    )
     def get(self, request, job_id: str):
         try:
             job = Job.objects.prefetch_related("attempt_log").get(pk=uuid.UUID(job_id))
@@ -73,6 +101,7 @@ class JobStatusView(APIView):
         return Response({"success": True, **JobStatusOutput(job).data})
 
 
+@extend_schema(exclude=True)
 class HealthView(APIView):
     """200 when the database and Redis answer, 503 otherwise (for load balancers)."""
 
