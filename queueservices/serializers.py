@@ -216,6 +216,8 @@ class JobStatusOutput(serializers.Serializer):
         source="last_http_status", allow_null=True
     )
     deliveryAttempts = AttemptOutput(source="attempt_log.all", many=True)
+    webhookStatus = serializers.CharField(source="webhook_status")
+    webhookAttempts = serializers.IntegerField(source="webhook_attempts")
 
     def get_lastError(self, job) -> str | None:
         return job.last_error or None
