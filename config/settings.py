@@ -168,7 +168,7 @@ RQ = {
     # We order Redis writes after the database commit ourselves (jobs.services).
     "COMMIT_MODE": "auto",
     "JOB_CLASS": "jobs.rq.DeliveryJob",
-    "WORKER_CLASS": "jobs.rq.DeliveryWorker",
+    "WORKER_CLASS": "jobs.batch.BatchDeliveryWorker",
     "SCHEDULER_CLASS": "jobs.scheduler.PreciseScheduler",
     "DEFAULT_RESULT_TTL": 3600,
 }
@@ -187,6 +187,9 @@ CALLBACK_TIMEOUT_MS = env_int("CALLBACK_TIMEOUT_MS", 10000, minimum=1)
 CALLBACK_SIGNING_SECRETS = env_list("CALLBACK_SIGNING_SECRET")
 # Allow callback URLs on link-local / cloud metadata addresses (refused otherwise).
 CALLBACK_ALLOW_LINK_LOCAL = env_bool("CALLBACK_ALLOW_LINK_LOCAL", False)
+# Callbacks one worker process makes at once, and jobs it claims per batch.
+WORKER_CONCURRENCY = env_int("WORKER_CONCURRENCY", 50, minimum=1)
+WORKER_BATCH = env_int("WORKER_BATCH", 100, minimum=1)
 # Attempts to deliver the failure webhook itself.
 WEBHOOK_ATTEMPTS = env_int("WEBHOOK_ATTEMPTS", 5, minimum=1)
 

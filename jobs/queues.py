@@ -20,6 +20,8 @@ DELAYED_QUEUES = {
     Job.Type.SMS: "scheduled-sms-queue",
     Job.Type.EMAIL: "scheduled-email-queue",
 }
+# Queues that hold only jobs.tasks.deliver jobs (the batch worker claims these).
+DELIVERY_QUEUES = {*IMMEDIATE_QUEUES.values(), *DELAYED_QUEUES.values()}
 
 
 def queue_name_for(job_type: str, delayed: bool) -> str:

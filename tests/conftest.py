@@ -4,10 +4,10 @@ from pathlib import Path
 import pytest
 from django.db import connection
 from django.test.utils import override_settings
+from django.utils.module_loading import import_string
 from rq import SimpleWorker
 
 from jobs.queues import get_queue, get_scheduler, redis_connection
-from jobs.rq import DeliveryWorker
 from jobs.scheduler import PreciseScheduler
 from tests.support import ROOT, RedisServer, ServiceProcess, start_backend, wait_for
 
@@ -69,7 +69,9 @@ def work(settings):
     """
 
     def run(until, timeout: float = 15.0):
-        worker = DeliveryWorker(
+        # The worker class the Procfile runs (settings.RQ["WORKER_CLASS"]).
+        worker_class = import_string(settings.RQ["WORKER_CLASS"])
+        worker = worker_class(
             [get_queue(name) for name in settings.QUEUE_NAMES],
             connection=redis_connection(),
         )

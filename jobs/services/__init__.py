@@ -8,6 +8,8 @@ from jobs.services.attempts import (
     job_record_attempt,
     job_record_webhook,
     job_start_attempt,
+    jobs_record_attempts,
+    jobs_start_attempts,
 )
 from jobs.services.common import (
     IllegalTransition,
@@ -40,6 +42,8 @@ __all__ = [
     "job_schedule",
     "job_start_attempt",
     "jobs_clean_completed",
+    "jobs_record_attempts",
     "jobs_retry_failed",
+    "jobs_start_attempts",
     "retry_wait_seconds",
 ]

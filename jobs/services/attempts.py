@@ -1,5 +1,6 @@
 """A worker's bookkeeping around one callback attempt."""
 
+from collections import defaultdict
 from datetime import timedelta
 
 from django.conf import settings
@@ -36,8 +37,76 @@ def job_record_attempt(*, job: Job, outcome: Outcome, will_retry: bool) -> Job:
 
     A final failure also queues the failure webhook.
     """
-    now = timezone.now()
     _save_attempt(job, outcome)
+    changes = _outcome_changes(job, outcome, will_retry, timezone.now())
+    Job.objects.filter(pk=job.pk).update(**changes)
+    for field, value in changes.items():
+        setattr(job, field, value)
+    if job.status == Job.Status.FAILED:
+        _queue_failure_webhook(job)
+    return job
+
+
+def jobs_start_attempts(*, job_ids: list[str], worker: str) -> list[Job]:
+    """job_start_attempt for a batch, in two statements; returns the jobs to deliver."""
+    now = timezone.now()
+    Job.objects.filter(pk__in=job_ids, status__in=PENDING).update(
+        status=Job.Status.ACTIVE,
+        attempts=F("attempts") + 1,
+        started_at=now,
+        worker=worker,
+    )
+    return list(
+        Job.objects.filter(
+            pk__in=job_ids, status=Job.Status.ACTIVE, worker=worker, started_at=now
+        )
+    )
+
+
+def jobs_record_attempts(*, results: list[tuple[Job, Outcome]]) -> dict[str, object]:
+    """job_record_attempt for a batch: one insert, one update per kind of success.
+
+    Returns, per job id, "completed", "failed", or the epoch seconds of its retry.
+    The attempts left come from the database (attempts < max_attempts).
+    """
+    now = timezone.now()
+    try:
+        with transaction.atomic():
+            JobAttempt.objects.bulk_create(
+                [
+                    JobAttempt(job=job, number=job.attempts, **_attempt_fields(o))
+                    for job, o in results
+                ]
+            )
+    except IntegrityError:
+        for job, outcome in results:
+            _save_attempt(job, outcome)
+    decisions: dict[str, object] = {}
+    completed = defaultdict(list)
+    for job, outcome in results:
+        if outcome.ok:
+            completed[outcome.http_status].append(job.pk)
+            decisions[str(job.id)] = "completed"
+            continue
+        will_retry = not outcome.permanent and job.attempts < job.max_attempts
+        changes = _outcome_changes(job, outcome, will_retry, now)
+        Job.objects.filter(pk=job.pk).update(**changes)
+        if will_retry:
+            decisions[str(job.id)] = changes["scheduled_for"].timestamp()
+        else:
+            decisions[str(job.id)] = "failed"
+            _queue_failure_webhook(job)
+    for http_status, pks in completed.items():
+        Job.objects.filter(pk__in=pks).update(
+            status=Job.Status.COMPLETED,
+            finished_at=now,
+            last_http_status=http_status,
+            last_error="",
+        )
+    return decisions
+
+
+def _outcome_changes(job: Job, outcome: Outcome, will_retry: bool, now) -> dict:
     changes = {"last_http_status": outcome.http_status, "last_error": outcome.error}
     if outcome.ok:
         changes.update(status=Job.Status.COMPLETED, finished_at=now)
@@ -50,22 +119,21 @@ def job_record_attempt(*, job: Job, outcome: Outcome, will_retry: bool) -> Job:
         changes.update(
             status=Job.Status.FAILED, finished_at=now, webhook_status="pending"
         )
-    Job.objects.filter(pk=job.pk).update(**changes)
-    for field, value in changes.items():
-        setattr(job, field, value)
-    if job.status == Job.Status.FAILED:
-        _queue_failure_webhook(job)
-    return job
+    return changes
 
 
-def _save_attempt(job: Job, outcome: Outcome) -> None:
-    fields = {
+def _attempt_fields(outcome: Outcome) -> dict:
+    return {
         "started_at": outcome.started_at,
         "duration_ms": outcome.duration_ms,
         "http_status": outcome.http_status,
         "error": outcome.error,
         "succeeded": outcome.ok,
     }
+
+
+def _save_attempt(job: Job, outcome: Outcome) -> None:
+    fields = _attempt_fields(outcome)
     try:
         with transaction.atomic():
             JobAttempt.objects.create(job=job, number=job.attempts, **fields)

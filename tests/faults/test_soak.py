@@ -60,7 +60,10 @@ def test_soak_every_acknowledged_job_is_delivered(
     time.sleep(2)
     record(f"soak: {len(acknowledged)} jobs all delivered after", time.time() - started)
 
-    delivered = Counter(c.body["jobId"] for c in backend.to("/send-sms"))
+    # A worker killed while sending leaves a truncated request, not a delivery.
+    delivered = Counter(
+        c.body["jobId"] for c in backend.to("/send-sms") if "jobId" in c.body
+    )
     assert set(delivered) == set(acknowledged)
     assert Job.objects.count() == len(acknowledged)  # refused requests left nothing
     twice = [job_id for job_id, n in delivered.items() if n > 1]
