@@ -29,6 +29,10 @@ browser:
 test: install browser
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest $(PYTEST_ARGS)
 
+# The four load scenarios against a locally started service; prints one table.
+bench: install
+	PATH="$(CURDIR)/$(BIN):$$PATH" bench/run.sh bench/results/bench-$$(date +%Y%m%d-%H%M%S).jsonl
+
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .

