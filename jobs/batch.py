@@ -21,6 +21,7 @@ from datetime import UTC, datetime
 import redis
 from django.conf import settings
 from django.db import close_old_connections
+from rq.exceptions import NoSuchJobError
 from rq.utils import utcformat
 from rq.worker import WorkerStatus
 
@@ -108,8 +109,12 @@ class BatchDeliveryWorker(DeliveryWorker):
         delivery_keys = [q.key for q in self.queues if q.name in DELIVERY_QUEUES]
         if popped and popped[0] not in delivery_keys:
             queue = next(q for q in self.queues if q.key == popped[0])
-            job = self.job_class.fetch(popped[1], connection=self.connection)
-            return job, queue
+            try:
+                return self.job_class.fetch(
+                    popped[1], connection=self.connection
+                ), queue
+            except NoSuchJobError:
+                return None
         first = (delivery_keys.index(popped[0]) + 1, popped[1]) if popped else None
         batch = self._claim(delivery_keys, first)
         if batch:
@@ -155,7 +160,7 @@ class BatchDeliveryWorker(DeliveryWorker):
     def _deliver(self, batch: Batch) -> None:
         origin = dict((job_id, queue_name) for queue_name, job_id in batch)
         jobs = services.jobs_start_attempts(job_ids=list(origin), worker=self.name)
-        outcomes = list(self._pool.map(_post, jobs))
+        outcomes = list(self._pool.map(delivery.deliver_job, jobs))
         decisions = services.jobs_record_attempts(
             results=list(zip(jobs, outcomes, strict=True))
         )
@@ -181,9 +186,3 @@ class BatchDeliveryWorker(DeliveryWorker):
                     pipe.hset(key, "status", "scheduled")
                     schedule_job_id(pipe, job_id, decision)
             pipe.execute()
-
-
-def _post(job) -> delivery.Outcome:
-    headers = {"X-Queue-Job-Id": str(job.id), "X-Queue-Attempt": str(job.attempts)}
-    body = {**job.payload, "jobId": str(job.id)}
-    return delivery.post_json(job.callback_url, body, headers, message_id=str(job.id))

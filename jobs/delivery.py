@@ -75,6 +75,13 @@ def http_session() -> requests.Session:
     return session
 
 
+def deliver_job(job) -> Outcome:
+    """One callback for a Job row: its payload plus jobId; id and attempt headers."""
+    headers = {"X-Queue-Job-Id": str(job.id), "X-Queue-Attempt": str(job.attempts)}
+    body = {**job.payload, "jobId": str(job.id)}
+    return post_json(job.callback_url, body, headers, message_id=str(job.id))
+
+
 def post_json(
     url: str, body: dict, headers: dict[str, str], message_id: str
 ) -> Outcome:

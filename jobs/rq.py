@@ -4,7 +4,9 @@
   precise scheduler, so retry backoff keeps millisecond precision instead of
   RQ's whole-second ScheduledJobRegistry.
 - DeliveryWorker: no fork per job (callbacks are short HTTP waits; a fork costs
-  more than the callback), Django DB connections recycled around each job.
+  more than the callback), Django DB connections recycled around each job, and
+  an "alive" key the watchdog reads. jobs.batch.BatchDeliveryWorker, the one the
+  Procfile runs, builds on it.
 """
 
 import threading

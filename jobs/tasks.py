@@ -22,11 +22,7 @@ def deliver(job_id: str) -> dict:
     if job is None:
         logger.info("job %s is no longer pending; not delivered", job_id)
         return {"delivered": False}
-    headers = {"X-Queue-Job-Id": str(job.id), "X-Queue-Attempt": str(job.attempts)}
-    body = {**job.payload, "jobId": str(job.id)}
-    outcome = delivery.post_json(
-        job.callback_url, body, headers, message_id=str(job.id)
-    )
+    outcome = delivery.deliver_job(job)
     has_retries = bool(rq_job and rq_job.retries_left)
     will_retry = not outcome.ok and not outcome.permanent and has_retries
     job = services.job_record_attempt(job=job, outcome=outcome, will_retry=will_retry)
