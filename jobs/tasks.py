@@ -14,9 +14,13 @@ class CallbackFailed(Exception):
     """Raised so RQ retries the job (or records its final failure)."""
 
 
-def deliver(job_id: str) -> dict:
-    """POST one job's message to the backend; raise on failure so RQ retries it."""
+def deliver(job_id: str | None = None) -> dict:
+    """POST one job's message to the backend; raise on failure so RQ retries it.
+
+    Enqueued without arguments: the Job's id is the RQ job's own id.
+    """
     rq_job = get_current_job()
+    job_id = job_id or rq_job.id
     worker = (rq_job.worker_name or "") if rq_job else ""
     job = services.job_start_attempt(job_id=job_id, worker=worker)
     if job is None:

@@ -73,3 +73,16 @@ def test_a_cancelled_or_completed_job_is_not_delivered_again(client, backend, wo
     work(until=lambda: get_queue("send-sms-queue").count == 0)
     assert len(backend.for_job(job_id)) == 1
     assert FailedJobRegistry(queue=get_queue("send-sms-queue")).count == 0
+
+
+def test_the_one_job_at_a_time_worker_delivers_too(client, backend):
+    from jobs.rq import DeliveryWorker
+
+    job_id = post(client, "/api/schedule-sms", SMS).json()["jobId"]
+    worker = DeliveryWorker(
+        [get_queue("send-sms-queue")], connection=get_queue("send-sms-queue").connection
+    )
+    worker.work(burst=True)
+
+    assert job_status(job_id) == "completed"
+    assert [c.path for c in backend.for_job(job_id)] == ["/send-sms"]
