@@ -27,7 +27,7 @@ from rq.worker import WorkerStatus
 
 from jobs import delivery, services
 from jobs.queues import DELIVERY_QUEUES
-from jobs.rq import DeliveryWorker
+from jobs.rq import DeliveryWorker, through_redis_outages
 from jobs.scheduler import schedule_job_id
 
 # Pop up to ARGV[1] jobs from the queues (KEYS, in order), skipping ids whose hash
@@ -80,30 +80,31 @@ class BatchDeliveryWorker(DeliveryWorker):
         """A Batch of delivery jobs, or one other job (failure webhooks, on my-queue)
         for RQ's usual path. Blocks, in steps, until one arrives unless burst."""
         self.set_state(WorkerStatus.IDLE)
-        found = self._take()
-        if found or timeout is None:
-            return found
-        keys = [queue.key for queue in self.queues]
         idle_since = time.monotonic()
-        while not self._stop_requested:
+        while True:
             try:
-                popped = self.connection.blpop(keys, timeout=BLOCK_S)
+                found = self._take()
+                if found or timeout is None:
+                    return found
+                popped = self.connection.blpop(
+                    [queue.key for queue in self.queues], timeout=BLOCK_S
+                )
+                if popped:
+                    found = self._take(popped=(popped[0].decode(), popped[1].decode()))
+                    if found:
+                        return found
             except redis.exceptions.ConnectionError as exc:
-                # Redis restarting: wait for it, as RQ's own dequeue does.
+                # Redis restarting: wait for it, as RQ's own dequeue does. A job popped
+                # just before is found again by the watchdog.
                 self.log.warning("Redis unavailable (%s); retrying in 1 s", exc)
                 time.sleep(1)
                 continue
-            if popped:
-                found = self._take(popped=(popped[0].decode(), popped[1].decode()))
-                if found:
-                    return found
             self.heartbeat()
-            if (
-                max_idle_time is not None
-                and time.monotonic() - idle_since > max_idle_time
+            idle_for = time.monotonic() - idle_since
+            if self._stop_requested or (
+                max_idle_time is not None and idle_for > max_idle_time
             ):
                 return None
-        return None
 
     def _take(self, popped: tuple[str, str] | None = None):
         delivery_keys = [q.key for q in self.queues if q.name in DELIVERY_QUEUES]
@@ -167,6 +168,9 @@ class BatchDeliveryWorker(DeliveryWorker):
         skipped = set(origin) - {str(job.id) for job in jobs}
         self._finish_in_redis(origin, decisions, skipped)
 
+    # The database already holds the outcome; if Redis is down the registries are
+    # tidied by RQ's maintenance and the watchdog later, and the worker lives on.
+    @through_redis_outages
     def _finish_in_redis(self, origin: dict, decisions: dict, skipped: set) -> None:
         now = time.time()
         stamp = utcformat(datetime.now(UTC))

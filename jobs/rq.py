@@ -11,9 +11,10 @@
 
 import threading
 import time
+from functools import wraps
 
 from django.db import close_old_connections
-from redis.exceptions import RedisError
+from redis.exceptions import ConnectionError, RedisError, TimeoutError
 from rq.job import Job, JobStatus
 from rq.serializers import JSONSerializer
 from rq.worker import SimpleWorker
@@ -41,12 +42,32 @@ class DeliveryJob(Job):
         schedule_job_id(pipeline, self.id, time.time() + delay)
 
 
+def through_redis_outages(method):
+    """RQ's loop quits on a connection error outside its dequeue; wait instead."""
+
+    @wraps(method)
+    def tolerant(self, *args, **kwargs):
+        try:
+            return method(self, *args, **kwargs)
+        except (ConnectionError, TimeoutError) as exc:
+            self.log.warning("Redis unavailable (%s); carrying on in 1 s", exc)
+            time.sleep(1)
+            return None
+
+    return tolerant
+
+
 class DeliveryWorker(SimpleWorker):
     def __init__(self, *args, **kwargs):
         # `manage.py rqworker` passes --serializer (pickle by default); ours is JSON.
         kwargs["serializer"] = JSONSerializer
         kwargs["job_class"] = DeliveryJob
         super().__init__(*args, **kwargs)
+
+    run_maintenance_tasks = through_redis_outages(SimpleWorker.run_maintenance_tasks)
+    check_for_suspension = through_redis_outages(SimpleWorker.check_for_suspension)
+    heartbeat = through_redis_outages(SimpleWorker.heartbeat)
+    set_state = through_redis_outages(SimpleWorker.set_state)
 
     def register_birth(self):
         super().register_birth()
