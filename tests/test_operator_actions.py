@@ -1,5 +1,7 @@
 """Dashboard actions change the Job row and Redis together, and are audited."""
 
+import time
+
 import pytest
 from rq import Queue
 from rq.registry import FailedJobRegistry
@@ -45,14 +47,14 @@ def failed_job(client, backend, work, settings):
 
 
 def test_retry_runs_a_failed_job_again_and_it_completes(
-    client, backend, work, failed_job
+    client, backend, work, failed_job, redis
 ):
     response = act(client, failed_job, "retry")
 
     assert response.status_code == 200
     job = Job.objects.get(pk=failed_job)
     assert (job.status, job.attempts, job.max_attempts) == ("waiting", 1, 2)
-    assert queued(client_redis(), "send-sms-queue") == [failed_job]
+    assert queued(redis, "send-sms-queue") == [failed_job]
     assert (
         failed_job
         not in FailedJobRegistry(queue=get_queue("send-sms-queue")).get_job_ids()
@@ -65,12 +67,6 @@ def test_retry_runs_a_failed_job_again_and_it_completes(
     assert (entry.actor, entry.action, entry.job_id) == ("ops", "retry", job.id)
 
 
-def client_redis():
-    from jobs.queues import redis_connection
-
-    return redis_connection()
-
-
 def test_remove_a_delayed_job_clears_redis_and_it_never_fires(
     client, backend, work, redis
 ):
@@ -81,8 +77,6 @@ def test_remove_a_delayed_job_clears_redis_and_it_never_fires(
     assert status(job_id) == "cancelled"
     assert redis.zscore(SCHEDULED_JOBS_KEY, job_id) is None
     assert fetch_rq_job(job_id) is None
-    import time
-
     time.sleep(0.5)
     work(until=lambda: True)
     assert backend.for_job(job_id) == []
