@@ -64,8 +64,15 @@ def test_procfile_serves_the_seed_curl_examples(start_process, service_env, back
     [email_call] = wait_for(lambda: backend.for_job(later["jobId"]), timeout=10)
     assert sms_call.path == "/send-sms" and sms_call.body["message"] == sms["message"]
     assert email_call.path == "/api/email/send"
-    status = requests.get(f"{base}/api/job-status/{later['jobId']}", timeout=5).json()
-    assert status["status"] == "completed" and status["type"] == "email"
+    # The worker records the outcome just after the backend answers.
+    url = f"{base}/api/job-status/{later['jobId']}"
+    status = wait_for(
+        lambda: (
+            (s := requests.get(url, timeout=5).json())["status"] == "completed" and s
+        ),
+        timeout=10,
+    )
+    assert status["type"] == "email"
     bad = requests.post(
         f"{base}/api/schedule-sms",
         data="{",

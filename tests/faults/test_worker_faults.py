@@ -90,7 +90,8 @@ def test_nothing_is_lost_when_workers_keep_dying(
         lambda: Job.objects.filter(status="completed").count() == len(job_ids),
         timeout=60,
     )
-    delivered = [c.body["jobId"] for c in backend.to("/send-sms")]
+    # A worker killed while sending leaves a truncated request, not a delivery.
+    delivered = [c.body["jobId"] for c in backend.to("/send-sms") if "jobId" in c.body]
     assert set(delivered) == set(job_ids)
     duplicates = {j for j in delivered if delivered.count(j) > 1}
     # A duplicate only where an attempt was cut off, and then it is on record.
