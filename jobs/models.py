@@ -13,6 +13,9 @@ class Job(models.Model):
     class Status(models.TextChoices):
         WAITING = "waiting"
         DELAYED = "delayed"
+        # Held back by a pause of its campaign or workspace: in no RQ queue or
+        # schedule until resumed.
+        PAUSED = "paused"
         ACTIVE = "active"
         COMPLETED = "completed"
         FAILED = "failed"
@@ -35,7 +38,15 @@ class Job(models.Model):
     max_attempts = models.PositiveIntegerField()
     last_error = models.TextField(blank=True)
     last_http_status = models.PositiveSmallIntegerField(null=True, blank=True)
-    # When the client asked for the message; never changes (lateness counts from it).
+    # The time the client asked for (delay or sendAt), before quiet hours and
+    # rate limits moved it; null for jobs made before it was recorded.
+    requested_for = models.DateTimeField(null=True, blank=True)
+    # The IANA time zone the client gave (or the workspace's): for local times.
+    timezone = models.CharField(max_length=64, blank=True)
+    # Why due_at differs from requested_for: "", "quiet-hours" or "rate-limit".
+    deferred_reason = models.CharField(max_length=32, blank=True)
+    # When the message is meant to go out (lateness counts from it); changes only
+    # when a client or operator reschedules the job.
     due_at = models.DateTimeField()
     # When the next attempt is due: due_at, then each retry's time.
     scheduled_for = models.DateTimeField()
@@ -155,3 +166,34 @@ class ApiKey(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} ({self.prefix}…)"
+
+
+class Workspace(models.Model):
+    """Per-workspace sending rules, set in the admin. No row: the defaults."""
+
+    workspace_id = models.CharField(max_length=255, unique=True)
+    timezone = models.CharField(
+        max_length=64,
+        default="UTC",
+        help_text="IANA time zone (e.g. America/New_York): for quiet hours, and for "
+        "sendAt values without an offset when the request names no timezone.",
+    )
+    quiet_hours_start = models.TimeField(
+        null=True,
+        blank=True,
+        help_text="Local time when quiet hours begin (e.g. 21:00). Empty: none.",
+    )
+    quiet_hours_end = models.TimeField(
+        null=True,
+        blank=True,
+        help_text="Local time when quiet hours end (e.g. 08:00).",
+    )
+    rate_limit = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        help_text="Messages per second to the backend for this workspace. "
+        "Empty: WORKSPACE_RATE_LIMIT; 0: unlimited.",
+    )
+
+    def __str__(self) -> str:
+        return self.workspace_id

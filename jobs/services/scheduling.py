@@ -11,6 +11,7 @@ from redis.exceptions import RedisError
 from jobs.delivery import callback_url
 from jobs.models import Job
 from jobs.queues import queue_name_for
+from jobs.sendtime import SendPlan, plan_send
 from jobs.services.common import QueueUnavailable, enqueue_delivery
 
 
@@ -19,9 +20,16 @@ class IdempotencyConflict(Exception):
 
 
 def job_schedule(
-    *, job_type: str, payload: dict, delay_ms: int, idempotency_key: str | None = None
+    *,
+    job_type: str,
+    payload: dict,
+    plan: SendPlan | None = None,
+    delay_ms: int = 0,
+    idempotency_key: str | None = None,
 ) -> tuple[Job, bool]:
-    """Record a job, then hand it to RQ (now) or the scheduler (delay_ms > 0).
+    """Record a job, then hand it to RQ (due now) or the scheduler (due later).
+
+    `plan` says when (jobs.sendtime.plan_send); without one, delay_ms from now.
 
     The row is committed before Redis sees the job, so a worker never meets an
     uncommitted row; if Redis refuses, the row is removed and nothing is sent.
@@ -34,8 +42,10 @@ def job_schedule(
         earlier = _earlier_job(workspace_id, idempotency_key, request_hash)
         if earlier is not None:
             return earlier, True
+    if plan is None:
+        plan = plan_send(now=timezone.now(), delay_ms=delay_ms)
     try:
-        job = _create(job_type, payload, delay_ms, idempotency_key, request_hash)
+        job = _create(job_type, payload, plan, idempotency_key, request_hash)
     except IntegrityError:
         # A concurrent request with the same key won the insert.
         earlier = _earlier_job(workspace_id, idempotency_key, request_hash)
@@ -43,7 +53,7 @@ def job_schedule(
             raise
         return earlier, True
     try:
-        enqueue_delivery(job, delayed=delay_ms > 0)
+        enqueue_delivery(job, delayed=plan.delayed)
     except RedisError as exc:
         Job.objects.filter(pk=job.pk).delete()
         raise QueueUnavailable(str(exc)) from exc
@@ -71,13 +81,12 @@ def _earlier_job(workspace_id: str, key: str, request_hash: str) -> Job | None:
     return earlier
 
 
-def _create(job_type, payload, delay_ms, idempotency_key, request_hash) -> Job:
+def _create(job_type, payload, plan, idempotency_key, request_hash) -> Job:
     metadata = payload.get("metadata") or {}
-    due_at = timezone.now() + timedelta(milliseconds=delay_ms)
     job = Job(
         id=uuid.uuid4(),
         type=job_type,
-        queue=queue_name_for(job_type, delayed=delay_ms > 0),
+        queue=queue_name_for(job_type, delayed=plan.delayed),
         workspace_id=str(payload["workspaceId"]),
         contact_id=str(payload["contactId"]),
         recipient=str(payload.get("phoneNumber") or payload.get("to") or ""),
@@ -85,10 +94,13 @@ def _create(job_type, payload, delay_ms, idempotency_key, request_hash) -> Job:
         payload=payload,
         metadata=metadata,
         callback_url=callback_url(job_type, metadata),
-        status=Job.Status.DELAYED if delay_ms > 0 else Job.Status.WAITING,
+        status=Job.Status.DELAYED if plan.delayed else Job.Status.WAITING,
         max_attempts=settings.JOB_ATTEMPTS,
-        due_at=due_at,
-        scheduled_for=due_at,
+        requested_for=plan.requested_for,
+        timezone=plan.timezone_name,
+        deferred_reason=plan.deferred_reason,
+        due_at=plan.due_at,
+        scheduled_for=plan.due_at,
         idempotency_key=idempotency_key or None,
         request_hash=request_hash,
     )
