@@ -200,3 +200,20 @@ def _has_quiet_hours(workspace) -> bool:
         and workspace.quiet_hours_start is not None
         and workspace.quiet_hours_end is not None
     )
+
+
+def plan_for_request(data: dict, *, now: datetime, workspace) -> SendPlan:
+    """plan_send from an API request's validated fields (delay, sendAt, timezone,
+    respectQuietHours): the one place the API's field names meet the planning.
+    """
+    from django.conf import settings
+
+    return plan_send(
+        now=now,
+        delay_ms=data.get("delay"),
+        send_at=data.get("sendAt"),
+        tz_name=data.get("timezone"),
+        workspace=workspace,
+        respect_quiet_hours=data.get("respectQuietHours", True),
+        max_delay_ms=settings.MAX_DELAY_MS,
+    )
