@@ -1,9 +1,11 @@
+from django import forms
 from django.contrib import admin, messages
 
 from jobs import services
 from jobs.apikeys import apikey_create, apikey_revoke
-from jobs.models import ApiKey, AuditEntry, Job, JobAttempt
+from jobs.models import ApiKey, AuditEntry, Job, JobAttempt, Workspace
 from jobs.search import search_jobs
+from jobs.sendtime import SendTimeError, zone
 
 
 class WorkspaceFilter(admin.SimpleListFilter):
@@ -176,3 +178,50 @@ class ApiKeyAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return False
+
+
+class WorkspaceForm(forms.ModelForm):
+    class Meta:
+        model = Workspace
+        fields = [
+            "workspace_id",
+            "timezone",
+            "quiet_hours_start",
+            "quiet_hours_end",
+            "rate_limit",
+        ]
+
+    def clean_timezone(self):
+        name = self.cleaned_data["timezone"]
+        try:
+            zone(name)
+        except SendTimeError as exc:
+            raise forms.ValidationError(exc.message) from None
+        return name
+
+    def clean(self):
+        cleaned = super().clean()
+        start = cleaned.get("quiet_hours_start")
+        end = cleaned.get("quiet_hours_end")
+        if (start is None) != (end is None):
+            raise forms.ValidationError("Set both ends of the quiet hours, or neither.")
+        if start is not None and start == end:
+            raise forms.ValidationError(
+                "Quiet hours must start and end at different times "
+                "(leave both empty for none)."
+            )
+        return cleaned
+
+
+@admin.register(Workspace)
+class WorkspaceAdmin(admin.ModelAdmin):
+    form = WorkspaceForm
+    list_display = [
+        "workspace_id",
+        "timezone",
+        "quiet_hours_start",
+        "quiet_hours_end",
+        "rate_limit",
+    ]
+    search_fields = ["=workspace_id"]
+    ordering = ["workspace_id"]

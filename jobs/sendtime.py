@@ -13,6 +13,9 @@ from datetime import UTC, datetime, time, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 MAX_SEND_AT_LENGTH = 64
+# Files of the system's zoneinfo directory that ZoneInfo opens but that name no
+# IANA zone: they mean whatever the host is set to.
+NOT_ZONES = frozenset({"localtime", "posixrules"})
 NONEXISTENT = "nonexistent-moved-forward"
 AMBIGUOUS = "ambiguous-first-occurrence"
 
@@ -61,6 +64,8 @@ def zone(name: str, field: str = "timezone") -> ZoneInfo:
     """The IANA zone called `name`, or a SendTimeError."""
     if not isinstance(name, str) or not name.strip() or len(name) > 64:
         raise SendTimeError(field, "Must be an IANA time zone such as Europe/London.")
+    if name in NOT_ZONES:
+        raise SendTimeError(field, f"{name!r} is not an IANA time zone name.")
     try:
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError, OSError):
@@ -117,16 +122,20 @@ def parse_send_at(
             "2026-12-01T09:00:00 with a timezone.",
         ) from None
     tz = zone(tz_name) if tz_name is not None else None
-    if parsed.tzinfo is not None:
-        return LocalInstant(parsed.astimezone(UTC)), tz
-    if tz is None and default_tz:
+    if parsed.tzinfo is None and tz is None and default_tz:
         tz = zone(default_tz)
-    if tz is None:
+    if parsed.tzinfo is None and tz is None:
         raise SendTimeError(
             "timezone",
             "sendAt has no UTC offset: add one (…-05:00) or give a timezone.",
         )
-    return local_to_utc(parsed, tz), tz
+    try:
+        if parsed.tzinfo is not None:
+            return LocalInstant(parsed.astimezone(UTC)), tz
+        return local_to_utc(parsed, tz), tz
+    except OverflowError:
+        # Years 1 and 9999 near their ends: the instant falls outside datetime.
+        raise SendTimeError("sendAt", "Date-time out of range.") from None
 
 
 def quiet_hours_end(
@@ -147,7 +156,13 @@ def quiet_hours_end(
         end_day = local.date() + timedelta(days=1) if now >= start else local.date()
     if not inside:
         return None
-    return local_to_utc(datetime.combine(end_day, end), tz).at
+    end_wall = datetime.combine(end_day, end)
+    end_at = local_to_utc(end_wall, tz).at
+    if end_at <= instant:
+        # `end` is ambiguous and `instant` lies in the repeated hour, past the
+        # first reading of `end`: the clock next reads `end` the second time.
+        end_at = end_wall.replace(tzinfo=tz, fold=1).astimezone(UTC)
+    return end_at
 
 
 def plan_send(
@@ -189,7 +204,8 @@ def plan_send(
         )
         if end is not None:
             due, reason = end, "quiet-hours"
-    if tz is None and workspace_tz and reason:
+    # Local times are shown in the request's zone, else in the workspace's.
+    if tz is None and workspace_tz:
         tz = zone(workspace_tz, "workspace.timezone")
     return SendPlan(due, requested, now, tz, dst, reason)
 
@@ -217,3 +233,30 @@ def plan_for_request(data: dict, *, now: datetime, workspace) -> SendPlan:
         respect_quiet_hours=data.get("respectQuietHours", True),
         max_delay_ms=settings.MAX_DELAY_MS,
     )
+
+
+def dst_rule_of(send_at, tz_name: str) -> str:
+    """The DST rule a stored sendAt needed in `tz_name` ("" if none or unknown).
+
+    For answers rebuilt from a job's row (idempotent replays), which keeps the
+    request but not the rule.
+    """
+    if not isinstance(send_at, str) or not tz_name:
+        return ""
+    try:
+        parsed = datetime.fromisoformat(send_at.strip())
+        if parsed.tzinfo is not None:
+            return ""
+        return local_to_utc(parsed, zone(tz_name)).dst
+    except (ValueError, OverflowError):  # SendTimeError is a ValueError
+        return ""
+
+
+def local_iso(instant: datetime | None, tz_name: str) -> str | None:
+    """`instant` as ISO-8601 in the zone called `tz_name`, None without either."""
+    if instant is None or not tz_name:
+        return None
+    try:
+        return instant.astimezone(zone(tz_name)).isoformat()
+    except (SendTimeError, OverflowError):
+        return None

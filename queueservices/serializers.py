@@ -6,8 +6,22 @@ from urllib.parse import unquote
 from django.conf import settings
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.core.validators import validate_email
+from django.utils import timezone
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
+
+from jobs.models import workspace_rules
+from jobs.sendtime import (
+    AMBIGUOUS,
+    MAX_SEND_AT_LENGTH,
+    NONEXISTENT,
+    SendPlan,
+    SendTimeError,
+    dst_rule_of,
+    local_iso,
+    plan_for_request,
+    zone,
+)
 
 E164 = re.compile(r"^\+[1-9]\d{1,14}$")
 # Characters allowed in a path (and query) by RFC 3986, minus '@' and '\'.
@@ -59,14 +73,17 @@ class IdField(serializers.Field):
     {"type": "integer", "minimum": 0, "nullable": True, "description": "milliseconds"}
 )
 class DelayField(serializers.Field):
-    """Milliseconds from now: a whole number from 0 to MAX_DELAY_MS."""
+    """Milliseconds from now: a whole number from 0 to MAX_DELAY_MS.
+
+    Absent or null is None (now), so that a sendAt next to it can be refused.
+    """
 
     def __init__(self, **kwargs):
         super().__init__(required=False, allow_null=True, **kwargs)
 
     def validate_empty_values(self, data):
         if data is serializers.empty or data is None:
-            return True, 0
+            return True, None
         return super().validate_empty_values(data)
 
     def to_internal_value(self, data):
@@ -128,11 +145,77 @@ class MetadataField(serializers.Field):
         return value
 
 
+@extend_schema_field(
+    {
+        "type": "string",
+        "nullable": True,
+        "maxLength": MAX_SEND_AT_LENGTH,
+        "description": "ISO-8601 date-time with an offset (2026-12-01T09:00:00-05:00),"
+        " or a local time (2026-12-01T09:00:00) read in `timezone`, else in the "
+        "workspace's time zone. Not with `delay`.",
+        "example": "2026-12-01T09:00:00",
+    }
+)
+class SendAtField(StrictCharField):
+    def __init__(self, **kwargs):
+        kwargs.update(required=False, allow_null=True, max_length=MAX_SEND_AT_LENGTH)
+        super().__init__(**kwargs)
+
+
+@extend_schema_field(
+    {
+        "type": "string",
+        "nullable": True,
+        "maxLength": 64,
+        "description": "IANA time zone of a local sendAt, and of scheduledForLocal.",
+        "example": "America/New_York",
+    }
+)
+class TimeZoneField(StrictCharField):
+    def __init__(self, **kwargs):
+        kwargs.update(required=False, allow_null=True, max_length=64)
+        super().__init__(**kwargs)
+
+    def to_internal_value(self, data):
+        value = super().to_internal_value(data)
+        try:
+            zone(value)
+        except SendTimeError as exc:
+            raise serializers.ValidationError(exc.message) from None
+        return value
+
+
+@extend_schema_field({"type": "boolean", "default": True})
+class StrictBooleanField(serializers.BooleanField):
+    """true or false only: DRF's BooleanField would take "no", 0 or "off"."""
+
+    def to_internal_value(self, data):
+        if not isinstance(data, bool):
+            raise serializers.ValidationError("Must be true or false.")
+        return data
+
+
 class ScheduleCommon(serializers.Serializer):
     contactId = IdField()
     workspaceId = IdField()
     delay = DelayField()
+    sendAt = SendAtField()
+    timezone = TimeZoneField()
+    respectQuietHours = StrictBooleanField(required=False, default=True)
     metadata = MetadataField()
+
+    def send_plan(self) -> SendPlan:
+        """When the validated request is due (jobs.sendtime), past quiet hours.
+
+        Called after the workspace check, so that a caller learns nothing about
+        another workspace's rules. A SendTimeError is a 400 on its field.
+        """
+        data = self.validated_data
+        workspace = workspace_rules(data["workspaceId"])
+        try:
+            return plan_for_request(data, now=timezone.now(), workspace=workspace)
+        except SendTimeError as exc:
+            raise serializers.ValidationError({exc.field: [exc.message]}) from None
 
 
 @extend_schema_field({"type": "string", "pattern": E164.pattern})
@@ -174,10 +257,62 @@ class ScheduleEmailInput(ScheduleCommon):
     html = StrictCharField()
 
 
+class DeferredOutput(serializers.Serializer):
+    reason = serializers.CharField(source="deferred_reason")
+    requestedFor = serializers.DateTimeField(source="requested_for")
+    requestedForLocal = serializers.SerializerMethodField()
+
+    def get_requestedForLocal(self, job) -> str | None:
+        return local_iso(job.requested_for, job.timezone)
+
+
+@extend_schema_field({"type": "string", "enum": [NONEXISTENT, AMBIGUOUS]})
+class DstField(serializers.Field):
+    """The DST rule the job's sendAt needed; optional in the schema, as it is
+    left out of answers where no rule applied."""
+
+    def __init__(self, **kwargs):
+        super().__init__(source="*", required=False, **kwargs)
+
+    def to_representation(self, job):
+        payload = job.payload if isinstance(job.payload, dict) else {}
+        return dst_rule_of(payload.get("sendAt"), job.timezone)
+
+
 class ScheduleOutput(serializers.Serializer):
-    success = serializers.BooleanField()
-    jobId = serializers.UUIDField()
-    message = serializers.CharField()
+    """The answer to a schedule request, read from the job's row so that an
+    idempotent replay answers the same. `context["message"]` is the message.
+    dst and deferred appear only when they apply.
+    """
+
+    success = serializers.SerializerMethodField()
+    jobId = serializers.UUIDField(source="id")
+    message = serializers.SerializerMethodField()
+    scheduledFor = serializers.DateTimeField(source="due_at")
+    scheduledForLocal = serializers.SerializerMethodField()
+    timezone = serializers.SerializerMethodField()
+    dst = DstField()
+    deferred = DeferredOutput(source="*", required=False)
+
+    def get_success(self, job) -> bool:
+        return True
+
+    def get_message(self, job) -> str:
+        return self.context["message"]
+
+    def get_scheduledForLocal(self, job) -> str | None:
+        return local_iso(job.due_at, job.timezone)
+
+    def get_timezone(self, job) -> str | None:
+        return job.timezone or None
+
+    def to_representation(self, job):
+        data = super().to_representation(job)
+        if not data["dst"]:
+            del data["dst"]
+        if not job.deferred_reason or job.requested_for is None:
+            del data["deferred"]
+        return data
 
 
 class ErrorOutput(serializers.Serializer):
@@ -208,6 +343,11 @@ class JobStatusOutput(serializers.Serializer):
     contactId = serializers.CharField(source="contact_id")
     callbackUrl = serializers.CharField(source="callback_url")
     scheduledFor = serializers.DateTimeField(source="scheduled_for")
+    scheduledForLocal = serializers.SerializerMethodField()
+    requestedFor = serializers.DateTimeField(source="requested_for", allow_null=True)
+    dueAt = serializers.DateTimeField(source="due_at")
+    timezone = serializers.SerializerMethodField()
+    deferredReason = serializers.SerializerMethodField()
     createdAt = serializers.DateTimeField(source="created_at")
     startedAt = serializers.DateTimeField(source="started_at")
     finishedAt = serializers.DateTimeField(source="finished_at")
@@ -221,3 +361,12 @@ class JobStatusOutput(serializers.Serializer):
 
     def get_lastError(self, job) -> str | None:
         return job.last_error or None
+
+    def get_scheduledForLocal(self, job) -> str | None:
+        return local_iso(job.scheduled_for, job.timezone)
+
+    def get_timezone(self, job) -> str | None:
+        return job.timezone or None
+
+    def get_deferredReason(self, job) -> str | None:
+        return job.deferred_reason or None

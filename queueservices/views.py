@@ -41,10 +41,10 @@ class ScheduleView(APIView):
         job, replayed = job_schedule(
             job_type=self.job_type,
             payload=request.data,
-            delay_ms=data["delay"],
+            plan=serializer.send_plan(),
             idempotency_key=idempotency_key(request, data),
         )
-        body = {"success": True, "jobId": str(job.id), "message": self.success_message}
+        body = ScheduleOutput(job, context={"message": self.success_message}).data
         headers = {"Idempotent-Replayed": "true"} if replayed else {}
         return Response(body, headers=headers)
 
