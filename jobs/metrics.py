@@ -76,9 +76,6 @@ class Tally:
         self._counts: dict[tuple[str, str], int] = defaultdict(int)
         self._sums: dict[str, float] = defaultdict(float)
 
-    def __bool__(self) -> bool:
-        return bool(self._counts)
-
     def count(self, outcome: str, n: int = 1) -> None:
         self._counts[(ATTEMPTS_KEY, outcome)] += n
 
