@@ -25,7 +25,7 @@ from rq.exceptions import NoSuchJobError
 from rq.utils import utcformat
 from rq.worker import WorkerStatus
 
-from jobs import delivery, services
+from jobs import delivery, metrics, services
 from jobs.queues import DELIVERY_QUEUES
 from jobs.rq import DeliveryWorker, through_redis_outages
 from jobs.scheduler import schedule_job_id
@@ -166,12 +166,21 @@ class BatchDeliveryWorker(DeliveryWorker):
             results=list(zip(jobs, outcomes, strict=True))
         )
         skipped = set(origin) - {str(job.id) for job in jobs}
-        self._finish_in_redis(origin, decisions, skipped)
+        tally = metrics.Tally()
+        for job, outcome in zip(jobs, outcomes, strict=True):
+            # "completed", "failed", or the time of the retry.
+            decision = decisions[str(job.id)]
+            result = {"completed": "delivered", "failed": "failed"}.get(decision)
+            # job.scheduled_for was read before the attempt: the time it was due.
+            tally.attempt(result or "retry", outcome, due=job.scheduled_for)
+        self._finish_in_redis(origin, decisions, skipped, tally)
 
     # The database already holds the outcome; if Redis is down the registries are
     # tidied by RQ's maintenance and the watchdog later, and the worker lives on.
     @through_redis_outages
-    def _finish_in_redis(self, origin: dict, decisions: dict, skipped: set) -> None:
+    def _finish_in_redis(
+        self, origin: dict, decisions: dict, skipped: set, tally: metrics.Tally
+    ) -> None:
         now = time.time()
         stamp = utcformat(datetime.now(UTC))
         with self.connection.pipeline(transaction=False) as pipe:
@@ -189,4 +198,5 @@ class BatchDeliveryWorker(DeliveryWorker):
                 else:  # a retry, due at the epoch seconds in `decision`
                     pipe.hset(key, "status", "scheduled")
                     schedule_job_id(pipe, job_id, decision)
+            tally.write(pipe)
             pipe.execute()

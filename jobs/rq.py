@@ -19,6 +19,7 @@ from rq.job import Job, JobStatus
 from rq.serializers import JSONSerializer
 from rq.worker import SimpleWorker
 
+from jobs import metrics
 from jobs.scheduler import schedule_job_id
 
 # The worker says it is alive this often, for this long: the watchdog takes an
@@ -88,6 +89,18 @@ class DeliveryWorker(SimpleWorker):
             except RedisError:
                 pass
             self._alive.wait(ALIVE_EVERY_S)
+
+    # RQ calls these with the pipeline that records a job's end: the metrics of
+    # its attempt (jobs.tasks.deliver) go along, at no extra round trip.
+    def increment_successful_job_count(self, pipeline=None):
+        super().increment_successful_job_count(pipeline)
+        if pipeline is not None:
+            metrics.PENDING.write(pipeline)
+
+    def increment_failed_job_count(self, pipeline=None):
+        super().increment_failed_job_count(pipeline)
+        if pipeline is not None:
+            metrics.PENDING.write(pipeline)
 
     def execute_job(self, job, queue):
         close_old_connections()

@@ -24,6 +24,8 @@ from django_rq.queues import DjangoScheduler
 from redis.exceptions import ConnectionError, TimeoutError
 from rq.utils import utcformat
 
+from jobs import metrics
+
 SCHEDULED_JOBS_KEY = DjangoScheduler.scheduled_jobs_key
 NEXT_WAKE_KEY = "queueservices:scheduler:next_wake"
 WAKEUP_CHANNEL = "queueservices:scheduler:wakeup"
@@ -216,13 +218,22 @@ class PreciseScheduler(DjangoScheduler):
             self._register_death_quietly()
 
     def _pass(self, pubsub, burst: bool) -> None:
+        started = time.monotonic()
         moved = self.move_due_jobs()
         if moved:
             self.log.debug("Moved %d due job(s)", moved)
+        if not burst:
+            self._watch()
+        tally = metrics.Tally()
+        tally.observe(metrics.SCHEDULER_PASS, time.monotonic() - started)
+        # The pass time goes with the keep-alive: no round trip of its own.
+        with self.connection.pipeline(transaction=False) as pipe:
+            if not burst:
+                pipe.expire(self.key, int(self._interval) + 10)
+            tally.write(pipe)
+            pipe.execute()
         if burst:
             return
-        self._watch()
-        self.connection.expire(self.key, int(self._interval) + 10)
         wait = self.plan_next_wake() - time.time()
         # Sleep until the next job is due or a new earlier job wakes us.
         if wait > 0 and pubsub.get_message(timeout=wait) is not None:

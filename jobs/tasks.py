@@ -4,7 +4,7 @@ import logging
 
 from rq import get_current_job
 
-from jobs import delivery, services
+from jobs import delivery, metrics, services
 from jobs.models import Job
 
 logger = logging.getLogger(__name__)
@@ -29,6 +29,9 @@ def deliver(job_id: str | None = None) -> dict:
     outcome = delivery.deliver_job(job)
     has_retries = bool(rq_job and rq_job.retries_left)
     will_retry = not outcome.ok and not outcome.permanent and has_retries
+    result = "delivered" if outcome.ok else ("retry" if will_retry else "failed")
+    # Before recording: a retry moves job.scheduled_for to the next attempt's time.
+    metrics.PENDING.attempt(result, outcome, due=job.scheduled_for)
     job = services.job_record_attempt(job=job, outcome=outcome, will_retry=will_retry)
     if outcome.ok:
         return {"delivered": True, "httpStatus": outcome.http_status}

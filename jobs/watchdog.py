@@ -17,7 +17,7 @@ from django.conf import settings
 from django.db import close_old_connections
 from django.utils import timezone
 
-from jobs import services
+from jobs import metrics, services
 from jobs.models import Job
 from jobs.scheduler import SCHEDULED_JOBS_KEY
 
@@ -76,6 +76,9 @@ def recover_stalled(connection) -> int:
             job_id=job_id, started_at=started_at, reason=reason
         ):
             recovered += 1
+    if recovered:
+        # Once per pass, not per job: lost attempts are rare and come in groups.
+        connection.hincrby(metrics.ATTEMPTS_KEY, "lost", recovered)
     return recovered
 
 

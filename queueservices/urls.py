@@ -1,7 +1,7 @@
 from django.urls import path, re_path
-from drf_spectacular.views import SpectacularAPIView
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from queueservices import dashboard, testpages, views
+from queueservices import dashboard, metrics, testpages, views
 
 # Trailing slashes are optional: clients written for the seed's service send none.
 urlpatterns = [
@@ -24,6 +24,15 @@ urlpatterns = [
         SpectacularAPIView.as_view(authentication_classes=[], permission_classes=[]),
         name="api-schema",
     ),
+    # Open like the schema it shows; its assets come from drf_spectacular_sidecar.
+    path(
+        "api/docs",
+        SpectacularSwaggerView.as_view(
+            url_name="api-schema", authentication_classes=[], permission_classes=[]
+        ),
+        name="api-docs",
+    ),
+    re_path(r"^metrics/?$", metrics.metrics, name="metrics"),
     re_path(r"^test-email/?$", testpages.test_email, name="test-email"),
     re_path(r"^test-sms/?$", testpages.test_sms, name="test-sms"),
     # The dashboard, before Django's admin: its catch-all would hide these.
