@@ -4,7 +4,8 @@ from django.conf import settings
 from rq import Retry
 
 from jobs.models import AuditEntry, Job
-from jobs.queues import fetch_rq_job, get_queue, get_scheduler
+from jobs.queues import fetch_rq_job, get_queue, get_scheduler, redis_connection
+from jobs.scheduler import schedule_job_ids
 
 PENDING = [Job.Status.WAITING, Job.Status.DELAYED, Job.Status.ACTIVE]
 
@@ -64,6 +65,43 @@ def enqueue_delivery(job: Job, *, delayed: bool) -> None:
         with queue.connection.pipeline() as pipe:
             queue.enqueue_job(rq_job, pipeline=pipe)
             pipe.execute()
+
+
+def enqueue_deliveries(jobs: list[Job]) -> None:
+    """enqueue_delivery for many new jobs (delayed when their status says so), in
+    one Redis transaction: the same RQ hashes, queue lists and scheduled-set entries
+    as one call each, but one round trip, and the scheduler woken at most once.
+    """
+    scheduler, queues, dues = get_scheduler(), {}, {}
+    result_ttl = settings.RQ.get("DEFAULT_RESULT_TTL")
+    with redis_connection().pipeline() as pipe:
+        for job in jobs:
+            job_id = str(job.id)
+            retry = _retry_policy(done=job.attempts, total=job.max_attempts)
+            if job.status == Job.Status.DELAYED:
+                rq_job = scheduler.build_job(
+                    "jobs.tasks.deliver",
+                    job_id=job_id,
+                    timeout=rq_job_timeout(),
+                    retry=retry,
+                    queue_name=job.queue,
+                )
+                rq_job.save(pipeline=pipe)
+                dues[job_id] = job.scheduled_for.timestamp()
+                continue
+            queue = queues.get(job.queue) or queues.setdefault(
+                job.queue, get_queue(job.queue)
+            )
+            rq_job = queue.create_job(
+                "jobs.tasks.deliver",
+                job_id=job_id,
+                timeout=rq_job_timeout(),
+                retry=retry,
+                result_ttl=result_ttl,
+            )
+            queue.enqueue_job(rq_job, pipeline=pipe)
+        schedule_job_ids(pipe, dues)
+        pipe.execute()
 
 
 def _retry_policy(*, done: int, total: int) -> Retry | None:
