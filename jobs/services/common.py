@@ -75,6 +75,9 @@ def enqueue_deliveries(jobs: list[Job]) -> None:
     scheduler, queues, dues = get_scheduler(), {}, {}
     result_ttl = settings.RQ.get("DEFAULT_RESULT_TTL")
     with redis_connection().pipeline() as pipe:
+        # MULTI first: Queue.enqueue_job starts it on a pipeline that has none yet,
+        # which redis-py refuses once other commands are queued.
+        pipe.multi()
         for job in jobs:
             job_id = str(job.id)
             retry = _retry_policy(done=job.attempts, total=job.max_attempts)

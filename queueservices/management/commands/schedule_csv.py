@@ -15,7 +15,8 @@ from tqdm import tqdm
 from jobs.services import ItemResult, QueueUnavailable, jobs_schedule_batch
 from queueservices.batch import validate_messages
 
-BOOLEANS = {"true": True, "yes": True, "1": True, "false": False, "no": False, "0": False}
+BOOLEANS = {"true": True, "yes": True, "1": True}
+BOOLEANS |= {"false": False, "no": False, "0": False}
 
 
 class Command(BaseCommand):
