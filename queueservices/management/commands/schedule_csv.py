@@ -43,17 +43,18 @@ class Command(BaseCommand):
         rows = read_rows(options["file"])
         # Atomic: one batch, so a bad row anywhere keeps every row out.
         chunk = (len(rows) or 1) if options["atomic"] else options["chunk"]
-        scheduled = failed = 0
+        scheduled, refused = 0, []
         with tqdm(total=len(rows), unit="row", file=sys.stderr) as progress:
             for start in range(0, len(rows), chunk):
                 results = self._schedule(rows[start : start + chunk], options)
-                for result in results:
-                    if result.job is None:
-                        failed += 1
-                        self._report(result)
-                    else:
-                        scheduled += 1
+                failures = [result for result in results if result.job is None]
+                scheduled += len(results) - len(failures)
+                refused += failures
                 progress.update(len(results))
+        # After the bar, so the two do not interleave on a terminal.
+        for result in refused:
+            self._report(result)
+        failed = len(refused)
         verb = "would schedule" if options["dry_run"] else "scheduled"
         self.stdout.write(f"{verb} {scheduled}, failed {failed}")
         if failed:
