@@ -148,7 +148,16 @@ class ScheduleBatchOutput(serializers.Serializer):
     scheduled = serializers.IntegerField()
     failed = serializers.IntegerField()
     results = BatchResultOutput(many=True)
-    error = serializers.CharField(required=False)
+
+
+class ScheduleBatchRefusedOutput(serializers.Serializer):
+    """400: nothing scheduled (with `results`), or a body that is not a batch."""
+
+    success = serializers.BooleanField()
+    error = serializers.CharField()
     details = serializers.DictField(
-        child=serializers.ListField(child=serializers.CharField()), required=False
+        child=serializers.ListField(child=serializers.CharField())
     )
+    scheduled = serializers.IntegerField(required=False)
+    failed = serializers.IntegerField(required=False)
+    results = BatchResultOutput(many=True, required=False)

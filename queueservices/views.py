@@ -13,6 +13,7 @@ from queueservices.auth import check_workspace
 from queueservices.batch import (
     ScheduleBatchInput,
     ScheduleBatchOutput,
+    ScheduleBatchRefusedOutput,
     batch_body,
     validate_messages,
 )
@@ -87,7 +88,7 @@ class ScheduleEmailView(ScheduleView):
 
 @extend_schema(
     request=ScheduleBatchInput,
-    responses={200: ScheduleBatchOutput, 400: ScheduleBatchOutput, **ERRORS},
+    responses={**ERRORS, 200: ScheduleBatchOutput, 400: ScheduleBatchRefusedOutput},
 )
 class ScheduleBatchView(APIView):
     """Many SMS and emails: each scheduled or refused on its own (unless atomic)."""

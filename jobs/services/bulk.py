@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, OperationalError, connections, router, transaction
 from django.utils import timezone
 from redis.exceptions import RedisError
 
@@ -75,19 +75,51 @@ def jobs_schedule_batch(
         if dry_run:
             return [results[index] for index in sorted(results)]
         try:
-            with transaction.atomic(durable=True):
-                Job.objects.bulk_create(fresh)
+            _insert(fresh)
             break
         except IntegrityError:
             # A concurrent request took one of the keys: look them up again.
             if last_try or not any(item.idempotency_key for item in items):
                 raise
+        except OperationalError as exc:
+            # SQLite's write lock still taken after its busy timeout: nothing written.
+            raise QueueUnavailable(f"database busy: {exc}") from exc
     try:
         enqueue_deliveries(fresh)
     except RedisError as exc:
         Job.objects.filter(pk__in=[job.pk for job in fresh]).delete()
         raise QueueUnavailable(str(exc)) from exc
     return [results[index] for index in sorted(results)]
+
+
+def _insert(jobs: list[Job]) -> None:
+    """Job.objects.bulk_create, with every value converted before the transaction.
+
+    Django's bulk_create compiles the SQL value by value inside the transaction,
+    most of a batch's time; SQLite's one write lock would be held all along, and
+    concurrent batches time out on it. Here the lock covers one executemany.
+    """
+    connection = connections[router.db_for_write(Job)]
+    fields = Job._meta.concrete_fields
+    created_at = timezone.now()
+    rows = []
+    for job in jobs:
+        job.created_at = created_at  # auto_now_add, which bulk_create would set
+        rows.append(
+            [f.get_db_prep_save(getattr(job, f.attname), connection) for f in fields]
+        )
+    quote = connection.ops.quote_name
+    sql = "INSERT INTO {} ({}) VALUES ({})".format(
+        quote(Job._meta.db_table),
+        ", ".join(quote(field.column) for field in fields),
+        ", ".join(["%s"] * len(fields)),
+    )
+    # durable: refuse to run inside an outer transaction that could still roll back.
+    with transaction.atomic(using=connection.alias, durable=True):
+        with connection.cursor() as cursor:
+            cursor.executemany(sql, rows)
+    for job in jobs:
+        job._state.adding, job._state.db = False, connection.alias
 
 
 def _prepare(items, now) -> tuple[dict[int, ItemResult], list[Job]]:
