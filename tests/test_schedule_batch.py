@@ -365,6 +365,10 @@ def test_redis_down_answers_503_and_leaves_no_rows(client, settings):
     with override_settings(RQ_QUEUES=queues_on(free_port(), settings)):
         response = batch(client, [SMS_ITEM, {**EMAIL_ITEM, "delay": 5000}])
 
+        # Nothing to hand to Redis: the refusals, not a 503.
+        invalid = batch(client, [{**SMS_ITEM, "phoneNumber": "x"}])
+
     assert response.status_code == 503
     assert response.json()["success"] is False and response["Retry-After"]
     assert Job.objects.count() == 0
+    assert invalid.status_code == 400 and invalid.json()["failed"] == 1

@@ -1,7 +1,7 @@
 """Many new jobs at once (POST /api/schedule-batch, manage.py schedule_csv).
 
 The same rules as job_schedule, item by item, but one query for the workspaces, one
-for the idempotency keys, one bulk insert and one Redis transaction for the lot.
+for the idempotency keys, one insert and one Redis transaction for the lot.
 """
 
 from dataclasses import dataclass
@@ -18,9 +18,6 @@ from jobs.services.common import QueueUnavailable, enqueue_deliveries
 from jobs.services.scheduling import _request_hash, new_job
 
 KEY_CONFLICT = "This idempotency key was already used with a different request."
-# What a replayed message's result needs from its earlier job.
-REPLAY_FIELDS = ["id", "workspace_id", "idempotency_key", "request_hash"]
-REPLAY_FIELDS += ["created_at", "scheduled_for"]
 # What a replayed message's result needs from its earlier job.
 REPLAY_FIELDS = ["id", "workspace_id", "idempotency_key", "request_hash"]
 REPLAY_FIELDS += ["created_at", "scheduled_for"]
@@ -72,7 +69,7 @@ def jobs_schedule_batch(
         results.update({result.index: result for result in refused})
         if atomic and any(result.errors for result in results.values()):
             return _refuse_all(results)
-        if dry_run:
+        if dry_run or not fresh:
             return [results[index] for index in sorted(results)]
         try:
             _insert(fresh)
