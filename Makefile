@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test lint format bench browser
+.PHONY: install run test lint format bench bench-batch browser
 
 $(STAMP): requirements.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -32,6 +32,11 @@ test: install browser
 # The four load scenarios against a locally started service; prints one table.
 bench: install
 	PATH="$(CURDIR)/$(BIN):$$PATH" bench/run.sh bench/results/bench-$$(date +%Y%m%d-%H%M%S).jsonl
+	$(MAKE) bench-batch
+
+# POST /api/schedule-batch alone: messages/s scheduled (BATCHES batches of 1,000).
+bench-batch: install
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python bench/batch.py --batches $(or $(BATCHES),20)
 
 lint: install
 	$(BIN)/ruff check .

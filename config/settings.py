@@ -136,6 +136,12 @@ SPECTACULAR_SETTINGS = {
 # Largest accepted request body; larger ones get 413.
 MAX_REQUEST_BYTES = env_int("MAX_REQUEST_BYTES", 256 * 1024, minimum=1024)
 DATA_UPLOAD_MAX_MEMORY_SIZE = MAX_REQUEST_BYTES
+# POST /api/schedule-batch: messages per request, and its own body limit (1,000
+# emails of ~10 KB of html each; the JSON is parsed in memory, so keep it bounded).
+BATCH_MAX_MESSAGES = env_int("BATCH_MAX_MESSAGES", 1000, minimum=1)
+BATCH_MAX_REQUEST_BYTES = env_int(
+    "BATCH_MAX_REQUEST_BYTES", 10 * 1024 * 1024, minimum=1024
+)
 MAX_DELAY_MS = env_int("MAX_DELAY_MS", 365 * 24 * 3600 * 1000, minimum=0)
 # true, false, or auto: required once DEBUG is off and an API key exists.
 API_KEYS_REQUIRED = env_choice("API_KEYS_REQUIRED", "auto", ["auto", "true", "false"])

@@ -28,6 +28,28 @@ ALIVE_EVERY_S = 1.0
 ALIVE_TTL_MS = 5000
 
 
+# Copy one RQ job hash (ARGV[3..2+n]: field, value pairs) to the jobs with ids
+# ARGV[3+n..], under the job key prefix ARGV[1].
+COPY_JOB_LUA = """
+local n = tonumber(ARGV[2])
+local fields = {}
+for i = 1, n do fields[i] = ARGV[2 + i] end
+for i = 3 + n, #ARGV do
+  redis.call('HSET', ARGV[1] .. ARGV[i], unpack(fields))
+end
+return #ARGV - 2 - n
+"""
+
+
+def copy_rq_job(client, mapping: dict, job_ids: list[str]) -> None:
+    """Write RQ job hash `mapping` (Job.to_dict()) for each of `job_ids`."""
+    if not job_ids:
+        return
+    fields = [item for pair in mapping.items() for item in pair]
+    prefix = DeliveryJob.redis_job_namespace_prefix
+    client.eval(COPY_JOB_LUA, 0, prefix, len(fields), *fields, *job_ids)
+
+
 class DeliveryJob(Job):
     def __init__(self, id=None, connection=None, serializer=None):
         super().__init__(id=id, connection=connection, serializer=JSONSerializer)

@@ -44,6 +44,24 @@ end
 return 1
 """
 
+# SCHEDULE_LUA for many jobs: ARGV[1] the wake-up channel, then id, due pairs.
+# One PUBLISH at most (the earliest due), so a batch wakes the scheduler once.
+SCHEDULE_MANY_LUA = """
+local earliest
+for i = 2, #ARGV, 2 do
+  redis.call('ZADD', KEYS[1], ARGV[i + 1], ARGV[i])
+  if (not earliest) or tonumber(ARGV[i + 1]) < tonumber(earliest) then
+    earliest = ARGV[i + 1]
+  end
+end
+if not earliest then return 0 end
+local wake = redis.call('GET', KEYS[2])
+if (not wake) or tonumber(earliest) < tonumber(wake) then
+  redis.call('PUBLISH', ARGV[1], earliest)
+end
+return (#ARGV - 1) / 2
+"""
+
 # Record when this scheduler will next look: the earliest due job, at the latest
 # now + max_sleep. Returned as a string because Lua numbers become integers.
 PLAN_LUA = """
@@ -112,6 +130,21 @@ def schedule_job_id(client, job_id: str, due: float) -> None:
     )
 
 
+def schedule_job_ids(client, dues: dict[str, float]) -> None:
+    """schedule_job_id for many saved RQ jobs ({id: due epoch s}) in one script."""
+    if not dues:
+        return
+    pairs = [value for job_id, due in dues.items() for value in (job_id, repr(due))]
+    client.eval(
+        SCHEDULE_MANY_LUA,
+        2,
+        SCHEDULED_JOBS_KEY,
+        NEXT_WAKE_KEY,
+        WAKEUP_CHANNEL,
+        *pairs,
+    )
+
+
 class PreciseScheduler(DjangoScheduler):
     def __init__(self, *args, **kwargs):
         from jobs.rq import DeliveryJob
@@ -133,6 +166,15 @@ class PreciseScheduler(DjangoScheduler):
         return self._enqueue_at_epoch(scheduled_time.timestamp(), func, args, kwargs)
 
     def _enqueue_at_epoch(self, due: float, func, args, kwargs):
+        job = self.build_job(func, *args, **kwargs)
+        with self.connection.pipeline() as pipe:
+            job.save(pipeline=pipe)
+            schedule_job_id(pipe, job.id, due)
+            pipe.execute()
+        return job
+
+    def build_job(self, func, *args, **kwargs):
+        """The RQ job enqueue_at would save (status scheduled), not saved yet."""
         retry = kwargs.pop("retry", None)
         job = self._create_job(
             func,
@@ -150,10 +192,6 @@ class PreciseScheduler(DjangoScheduler):
         if retry is not None:
             job.retries_left = retry.max
             job.retry_intervals = retry.intervals
-        with self.connection.pipeline() as pipe:
-            job.save(pipeline=pipe)
-            schedule_job_id(pipe, job.id, due)
-            pipe.execute()
         return job
 
     def promote(self, job_id: str) -> bool:

@@ -34,7 +34,7 @@ def exception_handler(exc, context):
     if not isinstance(exc, exceptions.APIException):
         return None
     if isinstance(exc, exceptions.ValidationError):
-        details = _field_messages(exc.detail)
+        details = field_messages(exc.detail)
         error = (
             "Invalid request: "
             + "; ".join(
@@ -53,7 +53,7 @@ def exception_handler(exc, context):
     return Response(error_body(error, details), status=exc.status_code, headers=headers)
 
 
-def _field_messages(detail) -> dict[str, list[str]]:
+def field_messages(detail) -> dict[str, list[str]]:
     if not isinstance(detail, dict):
         return {"body": _flatten(detail)}
     return {

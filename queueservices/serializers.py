@@ -28,6 +28,7 @@ E164 = re.compile(r"^\+[1-9]\d{1,14}$")
 PATH_CHARS = re.compile(r"^/[A-Za-z0-9\-._~!$&'()*+,;=:/?%]*$")
 MAX_ENDPOINT_LENGTH = 2048
 MAX_ID_LENGTH = 255
+MAX_IDEMPOTENCY_KEY = 255
 
 
 class StrictCharField(serializers.CharField):
@@ -277,6 +278,16 @@ class DstField(serializers.Field):
     def to_representation(self, job):
         payload = job.payload if isinstance(job.payload, dict) else {}
         return dst_rule_of(payload.get("sendAt"), job.timezone)
+
+
+def clean_idempotency_key(key) -> str | None:
+    """An Idempotency-Key (header or metadata.idempotencyKey), stripped, or None."""
+    if key is None:
+        return None
+    if not isinstance(key, str) or not 0 < len(key.strip()) <= MAX_IDEMPOTENCY_KEY:
+        message = f"Must be a string of 1 to {MAX_IDEMPOTENCY_KEY} characters."
+        raise serializers.ValidationError({"idempotencyKey": [message]})
+    return key.strip()
 
 
 class ScheduleOutput(serializers.Serializer):

@@ -14,6 +14,11 @@ urlpatterns = [
         name="schedule-email",
     ),
     re_path(
+        r"^api/schedule-batch/?$",
+        views.ScheduleBatchView.as_view(),
+        name="schedule-batch",
+    ),
+    re_path(
         r"^api/job-status/(?P<job_id>[^/]+)/?$",
         views.JobStatusView.as_view(),
         name="job-status",

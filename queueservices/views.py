@@ -8,17 +8,25 @@ from rest_framework.views import APIView
 
 from jobs.models import Job
 from jobs.queues import redis_connection
-from jobs.services import job_schedule
+from jobs.services import job_schedule, jobs_schedule_batch
 from queueservices.auth import check_workspace
+from queueservices.batch import (
+    ScheduleBatchInput,
+    ScheduleBatchOutput,
+    ScheduleBatchRefusedOutput,
+    batch_body,
+    validate_messages,
+)
+from queueservices.parsers import BatchJSONParser
 from queueservices.serializers import (
     ErrorOutput,
     JobStatusOutput,
     ScheduleEmailInput,
     ScheduleOutput,
     ScheduleSmsInput,
+    clean_idempotency_key,
 )
 
-MAX_IDEMPOTENCY_KEY = 255
 ERRORS = {status: ErrorOutput for status in (400, 401, 403, 409, 413, 415, 503)}
 IDEMPOTENCY_HEADER = OpenApiParameter(
     "Idempotency-Key",
@@ -53,12 +61,7 @@ def idempotency_key(request, data) -> str | None:
     """The Idempotency-Key header, else metadata.idempotencyKey."""
     metadata = data.get("metadata") or {}
     key = request.headers.get("Idempotency-Key") or metadata.get("idempotencyKey")
-    if key is None:
-        return None
-    if not isinstance(key, str) or not 0 < len(key.strip()) <= MAX_IDEMPOTENCY_KEY:
-        message = f"Must be a string of 1 to {MAX_IDEMPOTENCY_KEY} characters."
-        raise ValidationError({"idempotencyKey": [message]})
-    return key.strip()
+    return clean_idempotency_key(key)
 
 
 @extend_schema(
@@ -81,6 +84,30 @@ class ScheduleEmailView(ScheduleView):
     input_serializer = ScheduleEmailInput
     job_type = Job.Type.EMAIL
     success_message = "Email scheduled successfully"
+
+
+@extend_schema(
+    request=ScheduleBatchInput,
+    responses={**ERRORS, 200: ScheduleBatchOutput, 400: ScheduleBatchRefusedOutput},
+)
+class ScheduleBatchView(APIView):
+    """Many SMS and emails: each scheduled or refused on its own (unless atomic)."""
+
+    parser_classes = [BatchJSONParser]
+
+    def post(self, request):
+        if "Idempotency-Key" in request.headers:
+            message = "Give each message its own metadata.idempotencyKey instead."
+            raise ValidationError({"idempotencyKey": [message]})
+        serializer = ScheduleBatchInput(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        items, refused = validate_messages(enumerate(data["messages"]), request=request)
+        results = jobs_schedule_batch(
+            items=items, refused=refused, atomic=data["atomic"]
+        )
+        body = batch_body(results)
+        return Response(body, status=200 if body["success"] else 400)
 
 
 class JobStatusView(APIView):

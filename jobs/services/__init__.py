@@ -11,6 +11,7 @@ from jobs.services.attempts import (
     jobs_record_attempts,
     jobs_start_attempts,
 )
+from jobs.services.bulk import BatchItem, ItemResult, jobs_schedule_batch
 from jobs.services.common import (
     IllegalTransition,
     QueueUnavailable,
@@ -28,6 +29,8 @@ from jobs.services.recovery import job_recover_stalled, job_requeue_lost
 from jobs.services.scheduling import IdempotencyConflict, job_schedule
 
 __all__ = [
+    "BatchItem",
+    "ItemResult",
     "IdempotencyConflict",
     "IllegalTransition",
     "QueueUnavailable",
@@ -44,6 +47,7 @@ __all__ = [
     "jobs_clean_completed",
     "jobs_record_attempts",
     "jobs_retry_failed",
+    "jobs_schedule_batch",
     "jobs_start_attempts",
     "retry_wait_seconds",
 ]

@@ -1,10 +1,14 @@
 """Pieces the services share: errors, retry timing, handing a job to RQ, audit."""
 
+from collections import defaultdict
+
 from django.conf import settings
 from rq import Retry
 
 from jobs.models import AuditEntry, Job
-from jobs.queues import fetch_rq_job, get_queue, get_scheduler
+from jobs.queues import fetch_rq_job, get_queue, get_scheduler, redis_connection
+from jobs.rq import copy_rq_job
+from jobs.scheduler import schedule_job_ids
 
 PENDING = [Job.Status.WAITING, Job.Status.DELAYED, Job.Status.ACTIVE]
 
@@ -64,6 +68,61 @@ def enqueue_delivery(job: Job, *, delayed: bool) -> None:
         with queue.connection.pipeline() as pipe:
             queue.enqueue_job(rq_job, pipeline=pipe)
             pipe.execute()
+
+
+def enqueue_deliveries(jobs: list[Job]) -> None:
+    """enqueue_delivery for many new jobs (delayed when their status says so), in
+    one Redis transaction: the same RQ hashes, queue lists and scheduled-set entries
+    as one call each, and the scheduler woken at most once.
+
+    A delivery job's RQ hash holds nothing of its own but the id (the task takes no
+    arguments), so RQ writes the first job of each kind and the others are copies
+    made in Redis: one short command per job instead of five long ones.
+    """
+    kinds = defaultdict(list)
+    for job in jobs:
+        delayed = job.status == Job.Status.DELAYED
+        kinds[job.queue, delayed, job.attempts, job.max_attempts].append(job)
+    dues = {
+        str(job.id): job.scheduled_for.timestamp()
+        for job in jobs
+        if job.status == Job.Status.DELAYED
+    }
+    with redis_connection().pipeline() as pipe:
+        # MULTI first: Queue.enqueue_job starts it on a pipeline that has none yet,
+        # which redis-py refuses once other commands are queued.
+        pipe.multi()
+        for (queue_name, delayed, _, _), members in kinds.items():
+            first, others = members[0], [str(job.id) for job in members[1:]]
+            rq_job = _stage_rq_job(pipe, first, delayed)
+            copy_rq_job(pipe, rq_job.to_dict(), others)
+            if others and not delayed:
+                pipe.rpush(get_queue(queue_name).key, *others)
+        schedule_job_ids(pipe, dues)
+        pipe.execute()
+
+
+def _stage_rq_job(pipe, job: Job, delayed: bool):
+    """What enqueue_delivery writes for `job`, on `pipe`."""
+    options = {
+        "job_id": str(job.id),
+        "timeout": rq_job_timeout(),
+        "retry": _retry_policy(done=job.attempts, total=job.max_attempts),
+    }
+    if delayed:
+        rq_job = get_scheduler().build_job(
+            "jobs.tasks.deliver", queue_name=job.queue, **options
+        )
+        rq_job.save(pipeline=pipe)
+        return rq_job
+    queue = get_queue(job.queue)
+    rq_job = queue.create_job(
+        "jobs.tasks.deliver",
+        result_ttl=settings.RQ.get("DEFAULT_RESULT_TTL"),
+        **options,
+    )
+    queue.enqueue_job(rq_job, pipeline=pipe)
+    return rq_job
 
 
 def _retry_policy(*, done: int, total: int) -> Retry | None:

@@ -82,8 +82,17 @@ def _earlier_job(workspace_id: str, key: str, request_hash: str) -> Job | None:
 
 
 def _create(job_type, payload, plan, idempotency_key, request_hash) -> Job:
+    job = new_job(job_type, payload, plan, idempotency_key, request_hash)
+    # durable: refuse to run inside an outer transaction that could still roll back.
+    with transaction.atomic(durable=True):
+        job.save(force_insert=True)
+    return job
+
+
+def new_job(job_type, payload, plan, idempotency_key, request_hash) -> Job:
+    """The Job row for a request, not saved yet (jobs.services.bulk saves many)."""
     metadata = payload.get("metadata") or {}
-    job = Job(
+    return Job(
         id=uuid.uuid4(),
         type=job_type,
         queue=queue_name_for(job_type, delayed=plan.delayed),
@@ -104,7 +113,3 @@ def _create(job_type, payload, plan, idempotency_key, request_hash) -> Job:
         idempotency_key=idempotency_key or None,
         request_hash=request_hash,
     )
-    # durable: refuse to run inside an outer transaction that could still roll back.
-    with transaction.atomic(durable=True):
-        job.save(force_insert=True)
-    return job

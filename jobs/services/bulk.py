@@ -1,0 +1,199 @@
+"""Many new jobs at once (POST /api/schedule-batch, manage.py schedule_csv).
+
+The same rules as job_schedule, item by item, but one query for the workspaces, one
+for the idempotency keys, one insert and one Redis transaction for the lot.
+"""
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.db import IntegrityError, OperationalError, connections, router, transaction
+from django.utils import timezone
+from redis.exceptions import RedisError
+
+from jobs.models import Job, Workspace
+from jobs.sendtime import SendTimeError, plan_for_request
+from jobs.services.common import QueueUnavailable, enqueue_deliveries
+from jobs.services.scheduling import _request_hash, new_job
+
+KEY_CONFLICT = "This idempotency key was already used with a different request."
+# What a replayed message's result needs from its earlier job.
+REPLAY_FIELDS = ["id", "workspace_id", "idempotency_key", "request_hash"]
+REPLAY_FIELDS += ["created_at", "scheduled_for"]
+NOT_SCHEDULED = "Valid, but not scheduled: the batch is atomic and a message failed."
+
+
+@dataclass
+class BatchItem:
+    """One validated message of a batch."""
+
+    index: int
+    job_type: str
+    payload: dict  # the message as sent, without "type": stored, and the callback body
+    data: dict  # its validated fields (delay, sendAt, timezone, respectQuietHours...)
+    idempotency_key: str | None = None
+
+
+@dataclass
+class ItemResult:
+    """A scheduled (or replayed) job, or the errors that kept a message out."""
+
+    index: int
+    job: Job | None = None
+    replayed: bool = False
+    errors: dict[str, list[str]] | None = None
+
+
+def jobs_schedule_batch(
+    *,
+    items: list[BatchItem],
+    refused: list[ItemResult] = (),
+    atomic: bool = False,
+    dry_run: bool = False,
+    now: datetime | None = None,
+) -> list[ItemResult]:
+    """Schedule every item that can be; results in index order, `refused` included.
+
+    `refused` are messages the caller's validation already turned down. With
+    `atomic` one refused message refuses them all and nothing is created. A
+    metadata.idempotencyKey seen in this batch or the last IDEMPOTENCY_TTL_S (same
+    workspace) replays that job, or refuses the message when its body differs.
+    Rows are committed before Redis hears of them; if Redis refuses, they are
+    deleted and QueueUnavailable is raised: nothing is scheduled. `dry_run`
+    checks everything and returns the jobs it would create, unsaved.
+    """
+    now = now or timezone.now()
+    for last_try in (False, True):
+        results, fresh = _prepare(items, now)
+        results.update({result.index: result for result in refused})
+        if atomic and any(result.errors for result in results.values()):
+            return _refuse_all(results)
+        if dry_run or not fresh:
+            return [results[index] for index in sorted(results)]
+        try:
+            _insert(fresh)
+            break
+        except IntegrityError:
+            # A concurrent request took one of the keys: look them up again.
+            if last_try or not any(item.idempotency_key for item in items):
+                raise
+        except OperationalError as exc:
+            # SQLite's write lock still taken after its busy timeout: nothing written.
+            raise QueueUnavailable(f"database busy: {exc}") from exc
+    try:
+        enqueue_deliveries(fresh)
+    except RedisError as exc:
+        Job.objects.filter(pk__in=[job.pk for job in fresh]).delete()
+        raise QueueUnavailable(str(exc)) from exc
+    return [results[index] for index in sorted(results)]
+
+
+def _insert(jobs: list[Job]) -> None:
+    """Job.objects.bulk_create, with every value converted before the transaction.
+
+    Django's bulk_create compiles the SQL value by value inside the transaction,
+    most of a batch's time; SQLite's one write lock would be held all along, and
+    concurrent batches time out on it. Here the lock covers one executemany.
+    """
+    connection = connections[router.db_for_write(Job)]
+    fields = Job._meta.concrete_fields
+    created_at = timezone.now()
+    rows = []
+    for job in jobs:
+        job.created_at = created_at  # auto_now_add, which bulk_create would set
+        rows.append(
+            [f.get_db_prep_save(getattr(job, f.attname), connection) for f in fields]
+        )
+    quote = connection.ops.quote_name
+    sql = "INSERT INTO {} ({}) VALUES ({})".format(
+        quote(Job._meta.db_table),
+        ", ".join(quote(field.column) for field in fields),
+        ", ".join(["%s"] * len(fields)),
+    )
+    # durable: refuse to run inside an outer transaction that could still roll back.
+    with transaction.atomic(using=connection.alias, durable=True):
+        with connection.cursor() as cursor:
+            cursor.executemany(sql, rows)
+    for job in jobs:
+        job._state.adding, job._state.db = False, connection.alias
+
+
+def _prepare(items, now) -> tuple[dict[int, ItemResult], list[Job]]:
+    """Each item's result and the unsaved rows of the jobs to create."""
+    workspaces = _workspaces(items)
+    known = _earlier_jobs(items, now)
+    results, fresh = {}, []
+    for item in items:
+        workspace_id = _workspace_id(item)
+        request_hash = _request_hash(item.job_type, item.payload)
+        key = (workspace_id, item.idempotency_key)
+        earlier = known.get(key) if item.idempotency_key else None
+        if earlier is not None:
+            results[item.index] = (
+                ItemResult(item.index, job=earlier, replayed=True)
+                if earlier.request_hash == request_hash
+                else ItemResult(item.index, errors={"idempotencyKey": [KEY_CONFLICT]})
+            )
+            continue
+        try:
+            plan = plan_for_request(
+                item.data, now=now, workspace=workspaces.get(workspace_id)
+            )
+        except SendTimeError as exc:
+            results[item.index] = ItemResult(
+                item.index, errors={exc.field: [exc.message]}
+            )
+            continue
+        job = new_job(
+            item.job_type, item.payload, plan, item.idempotency_key, request_hash
+        )
+        if item.idempotency_key:
+            # A later message of this batch with the same key replays this one.
+            known[key] = job
+        fresh.append(job)
+        results[item.index] = ItemResult(item.index, job=job)
+    return results, fresh
+
+
+def _workspace_id(item: BatchItem) -> str:
+    return str(item.payload["workspaceId"])
+
+
+def _workspaces(items) -> dict[str, Workspace]:
+    rows = Workspace.objects.filter(workspace_id__in={_workspace_id(i) for i in items})
+    return {workspace.workspace_id: workspace for workspace in rows}
+
+
+def _earlier_jobs(items, now) -> dict[tuple[str, str], Job]:
+    """Live jobs made with the items' keys; keys older than the TTL are retired."""
+    keyed = [item for item in items if item.idempotency_key]
+    if not keyed:
+        return {}
+    rows = Job.objects.filter(
+        workspace_id__in={_workspace_id(item) for item in keyed},
+        idempotency_key__in={item.idempotency_key for item in keyed},
+    ).only(*REPLAY_FIELDS)
+    wanted = {(_workspace_id(item), item.idempotency_key) for item in keyed}
+    expired_before = now - timedelta(seconds=settings.IDEMPOTENCY_TTL_S)
+    live, expired = {}, []
+    for job in rows:
+        key = (job.workspace_id, job.idempotency_key)
+        if key not in wanted:
+            continue
+        if job.created_at < expired_before:
+            expired.append(job.pk)
+        else:
+            live[key] = job
+    if expired:
+        Job.objects.filter(pk__in=expired).update(idempotency_key=None)
+    return live
+
+
+def _refuse_all(results: dict[int, ItemResult]) -> list[ItemResult]:
+    return [
+        result
+        if result.errors
+        else ItemResult(index, errors={"atomic": [NOT_SCHEDULED]})
+        for index, result in sorted(results.items())
+    ]
