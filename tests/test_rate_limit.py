@@ -17,7 +17,7 @@ from jobs.models import Job, Workspace
 from jobs.ratelimit import plans_within_rate, reserve_slots
 from jobs.scheduler import SCHEDULED_JOBS_KEY
 from jobs.sendtime import plan_send
-from jobs.services import job_schedule
+from jobs.services import job_schedule, jobs_retry_failed
 from tests.conftest import wait_for_schedulers, wait_for_workers
 from tests.support import wait_for
 from tests.test_schedule_api import SMS, post, queued_ids
@@ -211,6 +211,21 @@ def test_retries_count_toward_the_limit(client, backend, work, settings, worker_
     # t + 3 instead of going 0.2 s after the failure, and never goes earlier.
     assert retried == pytest.approx(last_slot + 1, abs=1e-5)
     assert retry.at >= retried
+
+
+def test_retry_all_failed_is_spread_at_the_rate(settings, redis):
+    ids = [str(job_schedule(job_type="sms", payload=SMS)[0].id) for _ in range(3)]
+    Job.objects.filter(pk__in=ids).update(status="failed")
+    redis.flushdb()
+    settings.WORKSPACE_RATE_LIMIT = 1
+
+    assert jobs_retry_failed(queue="send-sms-queue", actor="ops") == 3
+
+    jobs = sorted(Job.objects.filter(pk__in=ids), key=lambda job: job.scheduled_for)
+    assert [job.status for job in jobs] == ["waiting", "delayed", "delayed"]
+    assert len(per_second([job.scheduled_for for job in jobs])) == 3
+    assert queued_ids(redis, "send-sms-queue") == [str(jobs[0].id)]
+    assert redis.zcard(SCHEDULED_JOBS_KEY) == 2
 
 
 # --- fairness under load ------------------------------------------------------------
