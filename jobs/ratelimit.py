@@ -123,6 +123,10 @@ def reserve_slots(
     return reserved
 
 
+# workspace id -> (time.monotonic() when read, the row's rate_limit or None)
+_rates: dict[str, tuple[float, int | None]] = {}
+
+
 def workspace_rate(workspace_id: str) -> int:
     """Messages per second allowed for the workspace; 0 means unlimited.
 
@@ -142,9 +146,6 @@ def workspace_rate(workspace_id: str) -> int:
         cached = _rates[workspace_id] = (now, row)
     own = cached[1]
     return settings.WORKSPACE_RATE_LIMIT if own is None else own
-
-
-_rates: dict[str, tuple[float, int | None]] = {}
 
 
 def forget_cached_rates() -> None:

@@ -10,6 +10,7 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from django.test.utils import override_settings
 from django.utils import timezone
 
 from jobs import ratelimit
@@ -19,7 +20,8 @@ from jobs.scheduler import SCHEDULED_JOBS_KEY
 from jobs.sendtime import plan_send
 from jobs.services import job_schedule, jobs_retry_failed
 from tests.conftest import wait_for_schedulers, wait_for_workers
-from tests.support import wait_for
+from tests.support import free_port, wait_for
+from tests.test_redis_down import queues_on
 from tests.test_schedule_api import SMS, post, queued_ids
 
 WORKER = (
@@ -171,6 +173,15 @@ def test_scheduling_over_the_limit_defers_jobs_to_the_scheduler(
         assert job.scheduled_for == job.due_at > job.requested_for
         score = redis.zscore(SCHEDULED_JOBS_KEY, str(job.id))
         assert score == pytest.approx(job.due_at.timestamp(), abs=1e-3)
+
+
+def test_a_limited_workspace_gets_503_and_no_job_when_redis_is_down(client, settings):
+    settings.WORKSPACE_RATE_LIMIT = 5
+    with override_settings(RQ_QUEUES=queues_on(free_port(), settings)):
+        response = post(client, "/api/schedule-sms", SMS)
+
+    assert response.status_code == 503
+    assert Job.objects.count() == 0
 
 
 def test_a_changed_limit_applies_after_the_cache_time(settings, redis):
