@@ -243,8 +243,6 @@ def test_retry_all_failed_is_spread_at_the_rate(settings, redis):
 
 CAMPAIGN_JOBS = int(os.environ.get("RATE_TEST_JOBS", "3000"))
 CAMPAIGN_RATE = 80
-# Over the campaign's R in a 1-second window of callbacks: see the test.
-WINDOW_TOLERANCE = 0.5
 
 
 @pytest.mark.django_db(transaction=True)
@@ -294,12 +292,13 @@ def test_a_campaign_does_not_hold_up_another_workspaces_sms(
     assert late[0] >= 0
     reserved = [at.timestamp() for at in due.values()]
     assert busiest_window(reserved, 1 - 1e-5) <= CAMPAIGN_RATE
-    # Deliveries follow the reservations, each released when due, so a window of
-    # callbacks only holds more than R where lateness shrank within it: a job held
-    # up by d seconds (a busy scheduler, worker or SQLite lock) goes out with the
-    # next ones, adding up to R * d. On the loaded 2-core machine lateness varies
-    # by about 0.15 s (p99) and up to 0.35 s (max of 4 runs): allow R / 2, a
-    # guard all the same, as without the limit the workers go at 5 R or more.
+    # Deliveries follow the reservations, each released when due; a window of
+    # callbacks holds more than R only where jobs went out late together with the
+    # ones due after them (a busy scheduler, worker or SQLite lock): callbacks in
+    # [x, x + 1) were due in [x - L, x + 1), L the worst lateness, and such an
+    # interval holds at most R (1 + L) + 1 reservations. That is the tolerance,
+    # measured rather than guessed (L was 0.2-1.1 s in runs on the loaded 2-core
+    # machine; README, Fair dispatch and rate limits).
     busiest = busiest_window([c.at for c in calls])
     print(
         f"campaign of {CAMPAIGN_JOBS} at R={CAMPAIGN_RATE}: busiest 1-s window "
@@ -307,7 +306,7 @@ def test_a_campaign_does_not_hold_up_another_workspaces_sms(
         f"p99 {late[int(len(late) * 0.99)]:.3f} s, max {late[-1]:.3f} s; "
         f"password-reset SMS after {sms.at - requested:.3f} s"
     )
-    assert busiest <= CAMPAIGN_RATE * (1 + WINDOW_TOLERANCE)
+    assert busiest <= CAMPAIGN_RATE * (1 + late[-1]) + 1
 
 
 def campaign_calls(backend) -> list:
