@@ -36,8 +36,12 @@ def job_retry(*, job_id, actor: str) -> Job:
     """Run a failed job again now (or when its workspace's rate limit allows: "Retry
     all failed" on thousands of jobs must not burst), with a fresh set of attempts."""
     now = timezone.now()
-    workspace_id = Job.objects.filter(pk=job_id).values_list("workspace_id").first()
-    [at] = retry_times_within_rate([(workspace_id[0], now)]) if workspace_id else [now]
+    rows = Job.objects.filter(pk=job_id, status=Job.Status.FAILED)
+    workspace_id = rows.values_list("workspace_id", flat=True).first()
+    # An unknown or not-failed job reserves nothing; _transition refuses it below.
+    at = now
+    if workspace_id is not None:
+        [at] = retry_times_within_rate([(workspace_id, now)])
     job = _transition(
         job_id,
         allowed=[Job.Status.FAILED],
