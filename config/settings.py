@@ -203,6 +203,9 @@ CALLBACK_ALLOW_LINK_LOCAL = env_bool("CALLBACK_ALLOW_LINK_LOCAL", False)
 # Callbacks one worker process makes at once, and jobs it claims per batch.
 WORKER_CONCURRENCY = env_int("WORKER_CONCURRENCY", 50, minimum=1)
 WORKER_BATCH = env_int("WORKER_BATCH", 100, minimum=1)
+# Messages per second to the backend for a workspace whose row sets no limit
+# (jobs.ratelimit); 0: unlimited.
+WORKSPACE_RATE_LIMIT = env_int("WORKSPACE_RATE_LIMIT", 0, minimum=0)
 # Attempts to deliver the failure webhook itself.
 WEBHOOK_ATTEMPTS = env_int("WEBHOOK_ATTEMPTS", 5, minimum=1)
 

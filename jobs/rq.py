@@ -1,8 +1,9 @@
 """The RQ classes every process uses (selected in settings.RQ).
 
 - DeliveryJob: JSON-serialized (no pickle anywhere) and retried through our
-  precise scheduler, so retry backoff keeps millisecond precision instead of
-  RQ's whole-second ScheduledJobRegistry.
+  precise scheduler, at the time recorded on the Job row (backoff, Retry-After,
+  rate limit) with millisecond precision instead of RQ's whole-second
+  ScheduledJobRegistry.
 - DeliveryWorker: no fork per job (callbacks are short HTTP waits; a fork costs
   more than the callback), Django DB connections recycled around each job, and
   an "alive" key the watchdog reads. jobs.batch.BatchDeliveryWorker, the one the
@@ -55,14 +56,15 @@ class DeliveryJob(Job):
         super().__init__(id=id, connection=connection, serializer=JSONSerializer)
 
     def retry(self, queue, pipeline) -> None:
-        # The backend's Retry-After, when it sent one, stretches the backoff.
-        delay = max(self.get_retry_interval(), self.meta.pop("retry_after_s", 0))
-        if not delay:
+        # jobs.tasks.deliver leaves the retry's time as recorded on the row: the
+        # backoff, stretched by the backend's Retry-After and the rate limit.
+        due = max(time.time() + self.get_retry_interval(), self.meta.pop("retry_at", 0))
+        if due <= time.time():
             return super().retry(queue, pipeline)
         self.retries_left = self.retries_left - 1
         self.set_status(JobStatus.SCHEDULED, pipeline=pipeline)
         self.save(pipeline=pipeline)
-        schedule_job_id(pipeline, self.id, time.time() + delay)
+        schedule_job_id(pipeline, self.id, due)
 
 
 def through_redis_outages(method):

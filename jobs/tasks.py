@@ -39,8 +39,9 @@ def deliver(job_id: str | None = None) -> dict:
         # RQ decides from these whether, and how soon, it runs the job again.
         if not will_retry:
             rq_job.retries_left = 0
-        elif outcome.retry_after_s:
-            rq_job.meta["retry_after_s"] = outcome.retry_after_s
+        else:
+            # The time recorded on the row: backoff, Retry-After and rate limit.
+            rq_job.meta["retry_at"] = job.scheduled_for.timestamp()
     # The status only: the backend's answer (stored, truncated) may echo the message.
     reason = f"HTTP {outcome.http_status}" if outcome.http_status else "no answer"
     raise CallbackFailed(f"attempt {job.attempts} of {job.max_attempts}: {reason}")

@@ -12,6 +12,7 @@ from rq import Retry
 from jobs.delivery import Outcome
 from jobs.models import Job, JobAttempt
 from jobs.queues import get_queue
+from jobs.ratelimit import retry_times_within_rate
 from jobs.services.common import PENDING, backoff_seconds, retry_wait_seconds
 
 WEBHOOK_QUEUE = "my-queue"
@@ -39,6 +40,11 @@ def job_record_attempt(*, job: Job, outcome: Outcome, will_retry: bool) -> Job:
     """
     _save_attempt(job, outcome)
     changes = _outcome_changes(job, outcome, will_retry, timezone.now())
+    if will_retry:
+        # A retry is a message to the backend too: it counts toward the rate.
+        [changes["scheduled_for"]] = retry_times_within_rate(
+            [(job.workspace_id, changes["scheduled_for"])]
+        )
     Job.objects.filter(pk=job.pk).update(**changes)
     for field, value in changes.items():
         setattr(job, field, value)
@@ -83,15 +89,18 @@ def jobs_record_attempts(*, results: list[tuple[Job, Outcome]]) -> dict[str, obj
             _save_attempt(job, outcome)
     decisions: dict[str, object] = {}
     completed = defaultdict(list)
+    failures = []
     for job, outcome in results:
         if outcome.ok:
             completed[outcome.http_status].append(job.pk)
             decisions[str(job.id)] = "completed"
             continue
         will_retry = not outcome.permanent and job.attempts < job.max_attempts
-        changes = _outcome_changes(job, outcome, will_retry, now)
+        failures.append((job, _outcome_changes(job, outcome, will_retry, now)))
+    _retries_within_rate(failures)
+    for job, changes in failures:
         Job.objects.filter(pk=job.pk).update(**changes)
-        if will_retry:
+        if changes["status"] == Job.Status.DELAYED:
             decisions[str(job.id)] = changes["scheduled_for"].timestamp()
         else:
             decisions[str(job.id)] = "failed"
@@ -104,6 +113,16 @@ def jobs_record_attempts(*, results: list[tuple[Job, Outcome]]) -> dict[str, obj
             last_error="",
         )
     return decisions
+
+
+def _retries_within_rate(failures: list[tuple[Job, dict]]) -> None:
+    """Move the retries' times where the workspaces' rate limits allow them."""
+    retrying = [(job, c) for job, c in failures if c["status"] == Job.Status.DELAYED]
+    times = retry_times_within_rate(
+        [(job.workspace_id, changes["scheduled_for"]) for job, changes in retrying]
+    )
+    for (_, changes), at in zip(retrying, times, strict=True):
+        changes["scheduled_for"] = at
 
 
 def _outcome_changes(job: Job, outcome: Outcome, will_retry: bool, now) -> dict:

@@ -9,6 +9,7 @@ from redis.exceptions import RedisError
 
 from jobs.models import Job
 from jobs.queues import get_scheduler
+from jobs.ratelimit import retry_times_within_rate
 from jobs.services.common import (
     IllegalTransition,
     QueueUnavailable,
@@ -32,19 +33,27 @@ def _transition(job_id, *, allowed: list[str], to: str, action: str, **changes) 
 
 
 def job_retry(*, job_id, actor: str) -> Job:
-    """Run a failed job again now, with a fresh set of attempts."""
+    """Run a failed job again now (or when its workspace's rate limit allows: "Retry
+    all failed" on thousands of jobs must not burst), with a fresh set of attempts."""
+    now = timezone.now()
+    rows = Job.objects.filter(pk=job_id, status=Job.Status.FAILED)
+    workspace_id = rows.values_list("workspace_id", flat=True).first()
+    # An unknown or not-failed job reserves nothing; _transition refuses it below.
+    at = now
+    if workspace_id is not None:
+        [at] = retry_times_within_rate([(workspace_id, now)])
     job = _transition(
         job_id,
         allowed=[Job.Status.FAILED],
-        to=Job.Status.WAITING,
+        to=Job.Status.DELAYED if at > now else Job.Status.WAITING,
         action="retry",
         max_attempts=F("attempts") + settings.JOB_ATTEMPTS,
-        scheduled_for=timezone.now(),
+        scheduled_for=at,
         finished_at=None,
     )
     try:
         delete_rq_job(job)
-        enqueue_delivery(job, delayed=False)
+        enqueue_delivery(job, delayed=at > now)
     except RedisError as exc:
         Job.objects.filter(pk=job.pk).update(status=Job.Status.FAILED)
         raise QueueUnavailable(str(exc)) from exc

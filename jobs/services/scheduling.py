@@ -11,6 +11,7 @@ from redis.exceptions import RedisError
 from jobs.delivery import callback_url
 from jobs.models import Job
 from jobs.queues import queue_name_for
+from jobs.ratelimit import plans_within_rate
 from jobs.sendtime import SendPlan, plan_send
 from jobs.services.common import QueueUnavailable, enqueue_delivery
 
@@ -26,10 +27,13 @@ def job_schedule(
     plan: SendPlan | None = None,
     delay_ms: int = 0,
     idempotency_key: str | None = None,
+    rate_limit: bool = True,
 ) -> tuple[Job, bool]:
     """Record a job, then hand it to RQ (due now) or the scheduler (due later).
 
     `plan` says when (jobs.sendtime.plan_send); without one, delay_ms from now.
+    The workspace's rate limit may move it later (jobs.ratelimit); rate_limit=False
+    when the plan already went through jobs.ratelimit.plans_within_rate (a batch).
 
     The row is committed before Redis sees the job, so a worker never meets an
     uncommitted row; if Redis refuses, the row is removed and nothing is sent.
@@ -44,6 +48,11 @@ def job_schedule(
             return earlier, True
     if plan is None:
         plan = plan_send(now=timezone.now(), delay_ms=delay_ms)
+    if rate_limit:
+        try:
+            [plan] = plans_within_rate(workspace_id, [plan])
+        except RedisError as exc:
+            raise QueueUnavailable(str(exc)) from exc
     try:
         job = _create(job_type, payload, plan, idempotency_key, request_hash)
     except IntegrityError:

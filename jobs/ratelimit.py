@@ -1,0 +1,196 @@
+"""Per-workspace rate limits: messages per second to the backend, for all workers.
+
+The limit is applied where a job gets its due time, not where it is delivered:
+RQ queues are FIFO, so a campaign already queued would sit in front of another
+workspace's message. Each job instead reserves an instant in Redis when it is
+scheduled (and again for each retry); the scheduler releases it then, so a
+campaign waits in the scheduler's sorted set, not in front of anyone.
+
+Reservations: one pointer per workspace and second, `qs:rate:{workspace}:{s}`,
+holding the next free instant of that second (a fresh second starts where the
+one before left off). A job due at t (or now, if t has passed: unused capacity
+of the past is not handed out, it would be a burst) takes max(t, pointer) if that
+lies within t's second, else the first later second with room, and moves that
+second's pointer 1/rate on. Instants within a second are 1/rate apart or more, so
+no second holds more than `rate` jobs and no 1-second window more than rate + 1,
+for any order of due times (due times in order: at most `rate`). A job due after
+its second's pointer passed is pushed on by less than one second.
+"""
+
+import logging
+import time
+from collections import defaultdict
+from dataclasses import replace
+from datetime import UTC, datetime
+
+from django.conf import settings
+from redis.exceptions import RedisError
+
+from jobs.models import Workspace
+from jobs.queues import redis_connection
+from jobs.sendtime import SendPlan
+
+logger = logging.getLogger(__name__)
+
+KEY_PREFIX = "qs:rate:"
+# A second's pointer is kept this long after the second has passed: it is only
+# read until then (due times are taken from now on), give or take clock skew.
+KEY_TTL_S = 300
+# Due times per script call: bounds how long one call holds Redis.
+CHUNK = 2_000
+# A workspace's limit is read from the database at most this often per process:
+# a limit changed in the admin applies within this time.
+RATE_CACHE_S = 5.0
+RATE_CACHE_MAX = 10_000
+RATE_LIMITED = "rate-limit"
+
+# ARGV: key prefix, rate, key TTL after its second, now, then due times (epoch s).
+# Returns the reserved instants as strings (Lua numbers become integers).
+# `skip[s]` remembers, within this call, a later second to look at for a job
+# that finds second s full, so a 50,000-job campaign is not O(n^2).
+RESERVE_LUA = """
+local prefix, rate, ttl = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
+local now, step = tonumber(ARGV[4]), 1 / tonumber(ARGV[2])
+local pointer, dirty, skip, out = {}, {}, {}, {}
+local function stored(s) return tonumber(redis.call('GET', prefix .. s) or 0) end
+local function next_free(s)
+  if pointer[s] == nil then
+    local own = stored(s)
+    if own == 0 then
+      -- A fresh second carries on from the one before: even spacing across.
+      own = math.max(s, pointer[s - 1] or stored(s - 1))
+    end
+    pointer[s] = own
+  end
+  return pointer[s]
+end
+-- In second s (the margin keeps float sums from making room for one more).
+local function fits(s, at) return at < s + 1 - step / 1000 end
+for i = 5, #ARGV do
+  local due = tonumber(ARGV[i])
+  -- Capacity before now is gone: using it would release a burst at once.
+  local start = math.max(due, now)
+  local s = math.floor(start)
+  local at = math.max(start, next_free(s))
+  if not fits(s, at) then
+    local visited = {}
+    s = s + 1
+    while true do
+      while skip[s] do table.insert(visited, s); s = skip[s] end
+      at = next_free(s)
+      if fits(s, at) then break end
+      table.insert(visited, s)
+      s = s + 1
+    end
+    for _, v in ipairs(visited) do skip[v] = s end
+  end
+  pointer[s] = at + step
+  dirty[s] = true
+  -- Not moved: the due time stands (a job due already goes at once).
+  if at == start then at = due end
+  table.insert(out, string.format('%.6f', at))
+end
+for s, _ in pairs(dirty) do
+  redis.call('SET', prefix .. s, string.format('%.6f', pointer[s]),
+             'EXAT', s + ttl)
+end
+return out
+"""
+
+
+def reserve_slots(
+    workspace_id: str, rate: int, due_times: list[datetime]
+) -> list[datetime]:
+    """An instant at or after each due time, at most `rate` a second in the workspace.
+
+    One Redis round trip per CHUNK due times; due times may come in any order.
+    rate <= 0 means unlimited: the due times come back unchanged, Redis untouched.
+    """
+    if rate <= 0 or not due_times:
+        return list(due_times)
+    client = redis_connection()
+    prefix = f"{KEY_PREFIX}{workspace_id}:"
+    reserved: list[datetime] = []
+    for start in range(0, len(due_times), CHUNK):
+        chunk = due_times[start : start + CHUNK]
+        stamps = [repr(due.timestamp()) for due in chunk]
+        now = repr(time.time())
+        raw = client.eval(RESERVE_LUA, 0, prefix, rate, KEY_TTL_S, now, *stamps)
+        for due, value in zip(chunk, raw, strict=True):
+            at = datetime.fromtimestamp(float(value), UTC)
+            # Never before the due time, even by the rounding of the float.
+            reserved.append(at if at > due else due)
+    return reserved
+
+
+# workspace id -> (time.monotonic() when read, the row's rate_limit or None)
+_rates: dict[str, tuple[float, int | None]] = {}
+
+
+def workspace_rate(workspace_id: str) -> int:
+    """Messages per second allowed for the workspace; 0 means unlimited.
+
+    The row's rate_limit, or WORKSPACE_RATE_LIMIT when the row or its value is
+    missing. Cached per process for RATE_CACHE_S.
+    """
+    now = time.monotonic()
+    cached = _rates.get(workspace_id)
+    if cached is None or now - cached[0] > RATE_CACHE_S:
+        if len(_rates) >= RATE_CACHE_MAX:
+            _rates.clear()
+        row = (
+            Workspace.objects.filter(workspace_id=workspace_id)
+            .values_list("rate_limit", flat=True)
+            .first()
+        )
+        cached = _rates[workspace_id] = (now, row)
+    own = cached[1]
+    return settings.WORKSPACE_RATE_LIMIT if own is None else own
+
+
+def forget_cached_rates() -> None:
+    """Read the limits from the database again on next use (tests change them)."""
+    _rates.clear()
+
+
+def plans_within_rate(workspace_id: str, plans: list[SendPlan]) -> list[SendPlan]:
+    """The plans of one workspace, each moved to a reserved instant if the limit
+    requires it (deferred_reason "rate-limit" unless already deferred).
+
+    One Redis round trip for the whole list; none when the workspace is unlimited.
+    Raises RedisError when Redis is unreachable.
+    """
+    rate = workspace_rate(str(workspace_id))
+    if not rate:
+        return list(plans)
+    slots = reserve_slots(str(workspace_id), rate, [plan.due_at for plan in plans])
+    return [
+        plan
+        if at == plan.due_at
+        else replace(
+            plan, due_at=at, deferred_reason=plan.deferred_reason or RATE_LIMITED
+        )
+        for plan, at in zip(plans, slots, strict=True)
+    ]
+
+
+def retry_times_within_rate(retries: list[tuple[str, datetime]]) -> list[datetime]:
+    """For (workspace id, retry time) pairs, the instants the retries may run at.
+
+    One round trip per limited workspace. A worker must record its outcome even
+    when Redis is down: the retry then keeps its time, unlimited.
+    """
+    by_workspace = defaultdict(list)
+    for index, (workspace_id, _) in enumerate(retries):
+        by_workspace[str(workspace_id)].append(index)
+    times = [at for _, at in retries]
+    for workspace_id, indexes in by_workspace.items():
+        rate = workspace_rate(workspace_id)
+        try:
+            slots = reserve_slots(workspace_id, rate, [times[i] for i in indexes])
+        except RedisError as exc:
+            logger.warning("rate limit not applied to retries (%s)", exc)
+            continue
+        for i, at in zip(indexes, slots, strict=True):
+            times[i] = at
+    return times
