@@ -153,14 +153,24 @@ def forget_cached_rates() -> None:
     _rates.clear()
 
 
-def plans_within_rate(workspace_id: str, plans: list[SendPlan]) -> list[SendPlan]:
+def rate_of(workspace: Workspace | None) -> int:
+    """The rate of a Workspace row already at hand (None: no row), as workspace_rate."""
+    own = workspace.rate_limit if workspace is not None else None
+    return settings.WORKSPACE_RATE_LIMIT if own is None else own
+
+
+def plans_within_rate(
+    workspace_id: str, plans: list[SendPlan], rate: int | None = None
+) -> list[SendPlan]:
     """The plans of one workspace, each moved to a reserved instant if the limit
     requires it (deferred_reason "rate-limit" unless already deferred).
 
+    `rate` when the caller has the workspace's row (rate_of), else looked up.
     One Redis round trip for the whole list; none when the workspace is unlimited.
     Raises RedisError when Redis is unreachable.
     """
-    rate = workspace_rate(str(workspace_id))
+    if rate is None:
+        rate = workspace_rate(str(workspace_id))
     if not rate:
         return list(plans)
     slots = reserve_slots(str(workspace_id), rate, [plan.due_at for plan in plans])

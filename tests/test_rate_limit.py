@@ -175,6 +175,29 @@ def test_scheduling_over_the_limit_defers_jobs_to_the_scheduler(
         assert score == pytest.approx(job.due_at.timestamp(), abs=1e-3)
 
 
+def test_a_batch_goes_through_its_workspaces_limits_too(client, settings, redis):
+    Workspace.objects.create(workspace_id="limited", rate_limit=4)
+    messages = [
+        {"type": "sms", **SMS, "workspaceId": "limited" if i % 2 else "free"}
+        for i in range(20)
+    ]
+
+    response = post(client, "/api/schedule-batch", {"messages": messages})
+
+    assert response.status_code == 200
+    limited = list(Job.objects.filter(workspace_id="limited"))
+    free = list(Job.objects.filter(workspace_id="free"))
+    assert len(limited) == len(free) == 10
+    assert {(j.status, j.deferred_reason) for j in free} == {("waiting", "")}
+    assert max(per_second([j.due_at for j in limited]).values()) <= 4
+    assert sum(j.deferred_reason == "rate-limit" for j in limited) >= 6
+    assert all(j.due_at >= j.requested_for for j in limited)
+    for job in limited:
+        if job.status == "delayed":
+            score = redis.zscore(SCHEDULED_JOBS_KEY, str(job.id))
+            assert score == pytest.approx(job.due_at.timestamp(), abs=1e-3)
+
+
 def test_a_limited_workspace_gets_503_and_no_job_when_redis_is_down(client, settings):
     settings.WORKSPACE_RATE_LIMIT = 5
     with override_settings(RQ_QUEUES=queues_on(free_port(), settings)):

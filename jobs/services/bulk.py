@@ -4,17 +4,19 @@ The same rules as job_schedule, item by item, but one query for the workspaces, 
 for the idempotency keys, one insert and one Redis transaction for the lot.
 """
 
+from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db import IntegrityError, OperationalError, connections, router, transaction
+from django.db import IntegrityError, OperationalError
 from django.utils import timezone
 from redis.exceptions import RedisError
 
 from jobs.models import Job, Workspace
+from jobs.ratelimit import plans_within_rate, rate_of
 from jobs.sendtime import SendTimeError, plan_for_request
-from jobs.services.common import QueueUnavailable, enqueue_deliveries
+from jobs.services.common import QueueUnavailable, enqueue_deliveries, insert_jobs
 from jobs.services.scheduling import _request_hash, new_job
 
 KEY_CONFLICT = "This idempotency key was already used with a different request."
@@ -72,7 +74,7 @@ def jobs_schedule_batch(
         if dry_run or not fresh:
             return [results[index] for index in sorted(results)]
         try:
-            _insert(fresh)
+            insert_jobs(fresh)
             break
         except IntegrityError:
             # A concurrent request took one of the keys: look them up again.
@@ -89,52 +91,30 @@ def jobs_schedule_batch(
     return [results[index] for index in sorted(results)]
 
 
-def _insert(jobs: list[Job]) -> None:
-    """Job.objects.bulk_create, with every value converted before the transaction.
-
-    Django's bulk_create compiles the SQL value by value inside the transaction,
-    most of a batch's time; SQLite's one write lock would be held all along, and
-    concurrent batches time out on it. Here the lock covers one executemany.
-    """
-    connection = connections[router.db_for_write(Job)]
-    fields = Job._meta.concrete_fields
-    created_at = timezone.now()
-    rows = []
-    for job in jobs:
-        job.created_at = created_at  # auto_now_add, which bulk_create would set
-        rows.append(
-            [f.get_db_prep_save(getattr(job, f.attname), connection) for f in fields]
-        )
-    quote = connection.ops.quote_name
-    sql = "INSERT INTO {} ({}) VALUES ({})".format(
-        quote(Job._meta.db_table),
-        ", ".join(quote(field.column) for field in fields),
-        ", ".join(["%s"] * len(fields)),
-    )
-    # durable: refuse to run inside an outer transaction that could still roll back.
-    with transaction.atomic(using=connection.alias, durable=True):
-        with connection.cursor() as cursor:
-            cursor.executemany(sql, rows)
-    for job in jobs:
-        job._state.adding, job._state.db = False, connection.alias
-
-
 def _prepare(items, now) -> tuple[dict[int, ItemResult], list[Job]]:
     """Each item's result and the unsaved rows of the jobs to create."""
     workspaces = _workspaces(items)
     known = _earlier_jobs(items, now)
-    results, fresh = {}, []
+    # Keys first used in this batch: (its index, request hash), and the indexes of
+    # later messages replaying it.
+    first_use, replays = {}, defaultdict(list)
+    results, planned = {}, []
     for item in items:
         workspace_id = _workspace_id(item)
         request_hash = _request_hash(item.job_type, item.payload)
         key = (workspace_id, item.idempotency_key)
         earlier = known.get(key) if item.idempotency_key else None
-        if earlier is not None:
-            results[item.index] = (
-                ItemResult(item.index, job=earlier, replayed=True)
-                if earlier.request_hash == request_hash
-                else ItemResult(item.index, errors={"idempotencyKey": [KEY_CONFLICT]})
-            )
+        first = first_use.get(key) if item.idempotency_key else None
+        if earlier is not None or first is not None:
+            earlier_hash = earlier.request_hash if earlier is not None else first[1]
+            if earlier_hash != request_hash:
+                results[item.index] = ItemResult(
+                    item.index, errors={"idempotencyKey": [KEY_CONFLICT]}
+                )
+            elif earlier is not None:
+                results[item.index] = ItemResult(item.index, job=earlier, replayed=True)
+            else:
+                replays[first[0]].append(item.index)
             continue
         try:
             plan = plan_for_request(
@@ -145,15 +125,38 @@ def _prepare(items, now) -> tuple[dict[int, ItemResult], list[Job]]:
                 item.index, errors={exc.field: [exc.message]}
             )
             continue
+        if item.idempotency_key:
+            first_use[key] = (item.index, request_hash)
+        planned.append((item, plan, request_hash))
+    fresh = []
+    for item, plan, request_hash in _within_rate(planned, workspaces):
         job = new_job(
             item.job_type, item.payload, plan, item.idempotency_key, request_hash
         )
-        if item.idempotency_key:
-            # A later message of this batch with the same key replays this one.
-            known[key] = job
         fresh.append(job)
         results[item.index] = ItemResult(item.index, job=job)
+        for index in replays[item.index]:
+            results[index] = ItemResult(index, job=job, replayed=True)
     return results, fresh
+
+
+def _within_rate(planned: list, workspaces: dict[str, Workspace]) -> list:
+    """The plans moved by their workspaces' rate limits: one call per workspace."""
+    by_workspace = defaultdict(list)
+    for position, (item, _, _) in enumerate(planned):
+        by_workspace[_workspace_id(item)].append(position)
+    planned = list(planned)
+    try:
+        for workspace_id, positions in by_workspace.items():
+            plans = [planned[position][1] for position in positions]
+            rate = rate_of(workspaces.get(workspace_id))
+            limited = plans_within_rate(workspace_id, plans, rate)
+            for position, plan in zip(positions, limited, strict=True):
+                item, _, request_hash = planned[position]
+                planned[position] = (item, plan, request_hash)
+    except RedisError as exc:
+        raise QueueUnavailable(str(exc)) from exc
+    return planned
 
 
 def _workspace_id(item: BatchItem) -> str:

@@ -4,7 +4,7 @@ import uuid
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, OperationalError, transaction
 from django.utils import timezone
 from redis.exceptions import RedisError
 
@@ -13,7 +13,13 @@ from jobs.models import Job
 from jobs.queues import queue_name_for
 from jobs.ratelimit import plans_within_rate
 from jobs.sendtime import SendPlan, plan_send
-from jobs.services.common import QueueUnavailable, enqueue_delivery
+from jobs.services.common import (
+    QueueUnavailable,
+    enqueue_deliveries,
+    enqueue_delivery,
+    insert_jobs,
+)
+from jobs.services.groupcommit import GroupCommit
 
 
 class IdempotencyConflict(Exception):
@@ -53,6 +59,10 @@ def job_schedule(
             [plan] = plans_within_rate(workspace_id, [plan])
         except RedisError as exc:
             raise QueueUnavailable(str(exc)) from exc
+    if not idempotency_key:
+        job = new_job(job_type, payload, plan, None, request_hash)
+        _writer.submit(job)
+        return job, False
     try:
         job = _create(job_type, payload, plan, idempotency_key, request_hash)
     except IntegrityError:
@@ -67,6 +77,26 @@ def job_schedule(
         Job.objects.filter(pk=job.pk).delete()
         raise QueueUnavailable(str(exc)) from exc
     return job, False
+
+
+def _write_together(jobs: list[Job]) -> None:
+    """The rows of concurrent requests in one insert, their RQ jobs in one Redis
+    transaction (see GroupCommit); on failure none of them is scheduled."""
+    try:
+        insert_jobs(jobs)
+    except OperationalError as exc:
+        # SQLite's write lock still taken after its busy timeout: nothing written.
+        raise QueueUnavailable(f"database busy: {exc}") from exc
+    try:
+        enqueue_deliveries(jobs)
+    except RedisError as exc:
+        Job.objects.filter(pk__in=[job.pk for job in jobs]).delete()
+        raise QueueUnavailable(str(exc)) from exc
+
+
+# One per process: requests without an idempotency key are written together.
+# Keyed ones go alone, as a unique-key clash must fail only its own request.
+_writer = GroupCommit(_write_together)
 
 
 def _request_hash(job_type: str, payload: dict) -> str:
