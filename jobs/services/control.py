@@ -264,6 +264,8 @@ def _swap_in_redis(*, removed: list[Job], added: list[Job]) -> None:
     for row in removed:
         by_queue[row.queue].append(str(row.id))
     with scheduler.connection.pipeline() as pipe:
+        # Explicit MULTI: RQ's enqueue_job would otherwise call multi() midway.
+        pipe.multi()
         pipe.zrem(SCHEDULED_JOBS_KEY, *ids)
         pipe.delete(*[job_prefix + job_id for job_id in ids])
         for queue_name, queued in by_queue.items():
