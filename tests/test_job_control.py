@@ -47,14 +47,11 @@ def statuses(ids) -> list[str]:
 
 
 def in_redis(redis, job_id) -> bool:
-    """Whether anything in Redis would still run the job."""
-    return (
-        fetch_rq_job(job_id) is not None
-        or redis.zscore(SCHEDULED_JOBS_KEY, job_id) is not None
-        or any(
-            job_id in queued_ids(redis, name)
-            for name in ("send-sms-queue", "scheduled-sms-queue")
-        )
+    """Whether anything in Redis would still run the job (a paused job keeps its
+    RQ hash, which runs nothing on its own)."""
+    return redis.zscore(SCHEDULED_JOBS_KEY, job_id) is not None or any(
+        job_id in queued_ids(redis, name)
+        for name in ("send-sms-queue", "scheduled-sms-queue")
     )
 
 
@@ -73,6 +70,7 @@ def test_a_cancelled_job_is_never_delivered(client, backend, work, redis):
     assert [r.status_code for r in responses] == [200, 200]
     assert [r.json()["status"] for r in responses] == ["cancelled", "cancelled"]
     assert not in_redis(redis, waiting) and not in_redis(redis, delayed)
+    assert fetch_rq_job(waiting) is None and fetch_rq_job(delayed) is None
     # The marker was due at the same time: once it is delivered, the other would be.
     work(until=lambda: status(marker) == "completed")
     assert delivered(backend, waiting) == delivered(backend, delayed) == 0
@@ -238,6 +236,18 @@ def test_pause_and_resume_waiting_jobs(client, backend, work, redis):
     assert [delivered(backend, job_id) for job_id in jobs] == [1, 1, 1]
 
 
+def test_resume_rebuilds_rq_jobs_lost_while_paused(client, backend, work, redis):
+    jobs = [schedule(client), schedule(client, delay=300)]
+    client.post("/api/campaigns/spring/pause")
+    redis.flushdb()  # e.g. Redis restarted without persistence
+
+    assert client.post("/api/campaigns/spring/resume").json()["changed"] == 2
+
+    assert all(fetch_rq_job(job_id) is not None for job_id in jobs)
+    work(until=lambda: statuses(jobs) == ["completed"] * 2)
+    assert [delivered(backend, job_id) for job_id in jobs] == [1, 1]
+
+
 def test_a_paused_job_can_be_rescheduled_and_stays_paused(client, redis):
     job_id = schedule(client, delay=HOUR_MS)
     client.post("/api/campaigns/spring/pause")
@@ -297,7 +307,8 @@ def test_workspace_operations_touch_only_that_workspace(client, backend, work, r
 
     assert cancelled.json() == {"success": True, "changed": 2, "skipped": 0}
     assert statuses(mine) == ["cancelled", "cancelled"] and status(theirs) == "delayed"
-    assert in_redis(redis, theirs)
+    assert in_redis(redis, theirs) and not any(in_redis(redis, j) for j in mine)
+    assert [fetch_rq_job(job_id) for job_id in mine] == [None, None]
     [entry] = AuditEntry.objects.filter(action="cancel")
     assert entry.actor == "api" and "changed=2" in entry.detail
 

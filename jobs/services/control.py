@@ -14,17 +14,23 @@ without that being safe, nor pending without an RQ job.
 
 from collections import defaultdict
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 
 from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 from redis.exceptions import RedisError
+from rq.utils import utcformat
 
 from jobs.models import Job, workspace_rules
 from jobs.queues import get_queue, get_scheduler
-from jobs.scheduler import SCHEDULED_JOBS_KEY, schedule_job_id
+from jobs.scheduler import (
+    NEXT_WAKE_KEY,
+    SCHEDULED_JOBS_KEY,
+    WAKEUP_CHANNEL,
+    schedule_job_id,
+)
 from jobs.sendtime import SendPlan, SendTimeError, plan_send
 from jobs.services.common import (
     IllegalTransition,
@@ -35,6 +41,11 @@ from jobs.services.common import (
 )
 
 CHUNK = 1000
+# What the chunk loop needs of a row (the payload would cost more than the rest).
+ROW_FIELDS = [
+    "id", "status", "queue", "workspace_id", "scheduled_for", "attempts",
+    "max_attempts",
+]  # fmt: skip
 S = Job.Status
 PAUSABLE = [S.WAITING, S.DELAYED]
 # Cancel, resume and reschedule also take paused jobs.
@@ -150,9 +161,12 @@ def _bulk(action, campaign_id, workspace_id, actor, allowed, write) -> Counts:
     changed = _apply(ids, allowed=allowed, write=write)
     # Listed but taken by a worker (or another operation) before its chunk ran.
     counts = Counts(changed=changed, skipped=active + len(ids) - changed)
-    scope = f"campaign {campaign_id}" if campaign_id is not None else "workspace"
-    detail = f"{scope} workspace={workspace_id or '*'}: {counts}"
-    audit(actor, action, detail=detail[:1000])
+    detail = (
+        f"campaign={campaign_id if campaign_id is not None else '*'} "
+        f"workspace={workspace_id if workspace_id is not None else '*'} "
+        f"changed={counts.changed} skipped={counts.skipped}"
+    )
+    audit(actor, action, detail=detail)
     return counts
 
 
@@ -167,9 +181,9 @@ def _apply(ids: list, *, allowed: list[str], write) -> int:
         try:
             with transaction.atomic():
                 rows = list(
-                    Job.objects.select_for_update().filter(
-                        pk__in=chunk, status__in=allowed
-                    )
+                    Job.objects.select_for_update()
+                    .filter(pk__in=chunk, status__in=allowed)
+                    .only(*ROW_FIELDS)
                 )
                 if not rows:
                     continue
@@ -215,8 +229,10 @@ def _write_times(times):
                 row.deferred_reason = plan.deferred_reason
             if row.status != S.PAUSED:
                 row.status = S.DELAYED if due > now else S.WAITING
-        fields = ["status", "due_at", "scheduled_for", "requested_for", "timezone"]
-        _update_each(rows, HELD, [*fields, "deferred_reason"])
+        names = ["status", "due_at", "scheduled_for"]
+        if plan is not None:
+            names += ["requested_for", "timezone", "deferred_reason"]
+        _update_each(rows, HELD, names)
         return [row for row in rows if row.status != S.PAUSED]
 
     return write
@@ -286,33 +302,102 @@ def _new_times(when: NewTime, workspace_ids, now: datetime):
 
 
 # --- Redis ------------------------------------------------------------------------
+# Put back RQ jobs whose hash is still there (kept by a pause, or a reschedule):
+# ARGV[6..] are (id, queue, due epoch seconds or '' for "queue now") triples. Wakes
+# the scheduler as SCHEDULE_LUA does. Returns the ids without a hash, to create.
+PLACE_LUA = """
+local missing, earliest = {}, nil
+for i = 6, #ARGV, 3 do
+  local id, queue_key, score = ARGV[i], ARGV[2] .. ARGV[i + 1], ARGV[i + 2]
+  local job_key = ARGV[1] .. id
+  if redis.call('EXISTS', job_key) == 0 then
+    missing[#missing + 1] = id
+  else
+    redis.call('PERSIST', job_key)
+    if score == '' then
+      redis.call('HSET', job_key, 'status', 'queued', 'enqueued_at', ARGV[4])
+      redis.call('RPUSH', queue_key, id)
+      redis.call('SADD', ARGV[3], queue_key)
+    else
+      redis.call('HSET', job_key, 'status', 'scheduled')
+      redis.call('ZADD', KEYS[1], score, id)
+      if (not earliest) or tonumber(score) < earliest then
+        earliest = tonumber(score)
+      end
+    end
+  end
+end
+if earliest then
+  local wake = redis.call('GET', KEYS[2])
+  if (not wake) or earliest < tonumber(wake) then
+    redis.call('PUBLISH', ARGV[5], tostring(earliest))
+  end
+end
+return missing
+"""
+
+
 def _swap_in_redis(*, removed: list[Job], added: list[Job]) -> None:
-    """Remove the RQ jobs of `removed` and create those of `added`, in one pipeline."""
+    """Take the RQ jobs of `removed` off every queue and schedule (deleting those of
+    cancelled jobs), then put those of `added` where their status says.
+
+    A paused job keeps its RQ hash, so resuming or rescheduling it costs a few
+    commands per job instead of building the RQ job again (a tenth of the time).
+    """
     scheduler = get_scheduler()
-    job_prefix = scheduler.job_class.redis_job_namespace_prefix
-    ids = [str(row.id) for row in removed]
+    client = scheduler.connection
+    prefix = scheduler.job_class.redis_job_namespace_prefix
     by_queue = defaultdict(list)
     for row in removed:
         by_queue[row.queue].append(str(row.id))
+    doomed = [str(row.id) for row in removed if row.status == S.CANCELLED]
+    with client.pipeline() as pipe:
+        if removed:
+            pipe.zrem(SCHEDULED_JOBS_KEY, *[str(row.id) for row in removed])
+        for queue_name, ids in by_queue.items():
+            key = get_queue(queue_name).key
+            _script(client, LIST_REMOVE_LUA)(keys=[key], args=ids, client=pipe)
+        if doomed:
+            pipe.delete(*[prefix + job_id for job_id in doomed])
+        if added:
+            _script(client, PLACE_LUA)(
+                keys=[SCHEDULED_JOBS_KEY, NEXT_WAKE_KEY],
+                args=[prefix, get_queue(added[0].queue).redis_queue_namespace_prefix,
+                      get_queue(added[0].queue).redis_queues_keys,
+                      utcformat(datetime.now(UTC)), WAKEUP_CHANNEL,
+                      *_placements(added)],
+                client=pipe,
+            )  # fmt: skip
+        replies = pipe.execute()
+    missing = {job_id.decode() for job_id in replies[-1]} if added else set()
+    if missing:
+        _create([row for row in added if str(row.id) in missing])
+
+
+def _placements(rows: list[Job]) -> list[str]:
+    args = []
+    for row in rows:
+        due = repr(row.scheduled_for.timestamp()) if row.status == S.DELAYED else ""
+        args += [str(row.id), row.queue, due]
+    return args
+
+
+@lru_cache(maxsize=16)
+def _script(client, source: str):
+    # EVALSHA: the script is not sent again with every chunk.
+    return client.register_script(source)
+
+
+def _create(rows: list[Job]) -> None:
+    """New RQ jobs for rows Redis has no hash for (cancelled meanwhile, flushed)."""
+    scheduler = get_scheduler()
     with scheduler.connection.pipeline() as pipe:
         # Explicit MULTI: RQ's enqueue_job would otherwise call multi() midway.
         pipe.multi()
-        if ids:
-            pipe.zrem(SCHEDULED_JOBS_KEY, *ids)
-            pipe.delete(*[job_prefix + job_id for job_id in ids])
-        for queue_name, queued in by_queue.items():
-            remove = _list_remove(scheduler.connection)
-            remove(keys=[get_queue(queue_name).key], args=queued, client=pipe)
         queues = {}
-        for row in added:
+        for row in rows:
             _enqueue(pipe, scheduler, queues, row)
         pipe.execute()
-
-
-@lru_cache(maxsize=8)
-def _list_remove(client):
-    # EVALSHA: the script is not sent again with every chunk.
-    return client.register_script(LIST_REMOVE_LUA)
 
 
 def _enqueue(pipe, scheduler, queues: dict, job: Job) -> None:
