@@ -36,7 +36,7 @@ from queueservices.control_serializers import (
     RescheduleInput,
     encode_cursor,
 )
-from queueservices.serializers import ErrorOutput
+from queueservices.serializers import MAX_ID_LENGTH, ErrorOutput
 from queueservices.views import JobStatusView
 
 ERRORS = {status: ErrorOutput for status in (400, 401, 403, 404, 409, 413, 415, 503)}
@@ -113,6 +113,10 @@ class ScopeView(APIView):
     action = "cancel"
 
     def filters(self, request, scope_id: str) -> dict:
+        # A NUL would reach PostgreSQL as an error (a 500), not as "no jobs".
+        if "\x00" in scope_id or len(scope_id) > MAX_ID_LENGTH:
+            message = f"Must be at most {MAX_ID_LENGTH} characters, without NUL."
+            raise ValidationError({f"{self.scope}Id": [message]})
         if self.scope == "workspace":
             check_workspace(request, scope_id)
             return {"workspace_id": scope_id}

@@ -345,6 +345,11 @@ def test_invalid_bulk_reschedules_are_400_and_change_nothing(client, redis, body
     assert AuditEntry.objects.count() == 0
 
 
+def test_a_bad_campaign_id_is_a_400(client):
+    assert client.post("/api/campaigns/a%00b/pause").status_code == 400
+    assert client.post(f"/api/workspaces/{'w' * 256}/cancel").status_code == 400
+
+
 def test_a_workspace_key_cannot_touch_another_workspace(client, redis, settings):
     settings.API_KEYS_REQUIRED = "true"
     _, key_1 = apikey_create(name="one", workspace_id="ws-1")
