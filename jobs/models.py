@@ -83,9 +83,14 @@ class Job(models.Model):
                 fields=["workspace_id", "-created_at", "-id"], name="job_workspace"
             ),
             models.Index(fields=["contact_id"], name="job_contact"),
-            # Admin and dashboard search by phone number / email address, campaign.
+            # Admin and dashboard search by phone number / email address.
             models.Index(fields=["recipient"], name="job_recipient"),
-            models.Index(fields=["campaign_id"], name="job_campaign"),
+            # A campaign's jobs: search, GET /api/jobs?campaignId= (newest first)
+            # and the campaign operations (cancel, pause, ...).
+            models.Index(
+                fields=["campaign_id", "-created_at", "-id"],
+                name="job_campaign_created",
+            ),
         ]
         constraints = [
             # A repeated request with the same key finds the first job, never a twin.

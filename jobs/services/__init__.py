@@ -1,7 +1,9 @@
 """The only code that changes a Job's status or talks to the queues.
 
 scheduling: new jobs; attempts: a worker's bookkeeping around one callback;
-operator: dashboard and admin actions; recovery: what the watchdog repairs.
+operator: dashboard and admin actions; control: cancel, pause, resume and
+reschedule from the API, one job or a whole campaign or workspace; recovery: what
+the watchdog repairs.
 """
 
 from jobs.services.attempts import (
@@ -18,6 +20,15 @@ from jobs.services.common import (
     backoff_seconds,
     retry_wait_seconds,
 )
+from jobs.services.control import (
+    Counts,
+    NewTime,
+    job_reschedule,
+    jobs_cancel,
+    jobs_pause,
+    jobs_reschedule,
+    jobs_resume,
+)
 from jobs.services.operator import (
     job_cancel,
     job_promote,
@@ -31,6 +42,13 @@ from jobs.services.scheduling import IdempotencyConflict, job_schedule
 __all__ = [
     "BatchItem",
     "ItemResult",
+    "Counts",
+    "NewTime",
+    "job_reschedule",
+    "jobs_cancel",
+    "jobs_pause",
+    "jobs_reschedule",
+    "jobs_resume",
     "IdempotencyConflict",
     "IllegalTransition",
     "QueueUnavailable",

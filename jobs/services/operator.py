@@ -62,10 +62,10 @@ def job_retry(*, job_id, actor: str) -> Job:
 
 
 def job_cancel(*, job_id, actor: str) -> Job:
-    """Remove a waiting or delayed job: it will not be delivered."""
+    """Remove a waiting, delayed or paused job: it will not be delivered."""
     job = _transition(
         job_id,
-        allowed=[Job.Status.WAITING, Job.Status.DELAYED],
+        allowed=[Job.Status.WAITING, Job.Status.DELAYED, Job.Status.PAUSED],
         to=Job.Status.CANCELLED,
         action="remove",
         finished_at=timezone.now(),
