@@ -206,6 +206,9 @@ WORKER_BATCH = env_int("WORKER_BATCH", 100, minimum=1)
 # Messages per second to the backend for a workspace whose row sets no limit
 # (jobs.ratelimit); 0: unlimited.
 WORKSPACE_RATE_LIMIT = env_int("WORKSPACE_RATE_LIMIT", 0, minimum=0)
+# Workspace rules (time zone, quiet hours, rate limit) are read from the database at
+# most this often per process: a change in the admin applies within this time.
+WORKSPACE_CACHE_S = env_int("WORKSPACE_CACHE_MS", 5000, minimum=0) / 1000
 # Attempts to deliver the failure webhook itself.
 WEBHOOK_ATTEMPTS = env_int("WEBHOOK_ATTEMPTS", 5, minimum=1)
 

@@ -6,6 +6,7 @@ from jobs.apikeys import apikey_create, apikey_revoke
 from jobs.models import ApiKey, AuditEntry, Job, JobAttempt, Workspace
 from jobs.search import search_jobs
 from jobs.sendtime import SendTimeError, zone
+from jobs.workspaces import forget_cached_workspaces
 
 
 class WorkspaceFilter(admin.SimpleListFilter):
@@ -225,3 +226,16 @@ class WorkspaceAdmin(admin.ModelAdmin):
     ]
     search_fields = ["=workspace_id"]
     ordering = ["workspace_id"]
+
+    # Other processes see the change within WORKSPACE_CACHE_MS; this one at once.
+    def save_model(self, request, obj, form, change):
+        super().save_model(request, obj, form, change)
+        forget_cached_workspaces()
+
+    def delete_model(self, request, obj):
+        super().delete_model(request, obj)
+        forget_cached_workspaces()
+
+    def delete_queryset(self, request, queryset):
+        super().delete_queryset(request, queryset)
+        forget_cached_workspaces()

@@ -202,8 +202,3 @@ class Workspace(models.Model):
 
     def __str__(self) -> str:
         return self.workspace_id
-
-
-def workspace_rules(workspace_id) -> Workspace | None:
-    """The workspace's row of sending rules, or None when it has none."""
-    return Workspace.objects.filter(workspace_id=str(workspace_id)).first()

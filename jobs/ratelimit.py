@@ -29,6 +29,7 @@ from redis.exceptions import RedisError
 from jobs.models import Workspace
 from jobs.queues import redis_connection
 from jobs.sendtime import SendPlan
+from jobs.workspaces import workspace_rules
 
 logger = logging.getLogger(__name__)
 
@@ -38,10 +39,6 @@ KEY_PREFIX = "qs:rate:"
 KEY_TTL_S = 300
 # Due times per script call: bounds how long one call holds Redis.
 CHUNK = 2_000
-# A workspace's limit is read from the database at most this often per process:
-# a limit changed in the admin applies within this time.
-RATE_CACHE_S = 5.0
-RATE_CACHE_MAX = 10_000
 RATE_LIMITED = "rate-limit"
 
 # ARGV: key prefix, rate, key TTL after its second, now, then due times (epoch s).
@@ -123,34 +120,13 @@ def reserve_slots(
     return reserved
 
 
-# workspace id -> (time.monotonic() when read, the row's rate_limit or None)
-_rates: dict[str, tuple[float, int | None]] = {}
-
-
 def workspace_rate(workspace_id: str) -> int:
     """Messages per second allowed for the workspace; 0 means unlimited.
 
     The row's rate_limit, or WORKSPACE_RATE_LIMIT when the row or its value is
-    missing. Cached per process for RATE_CACHE_S.
+    missing (rows cached per process: jobs.workspaces).
     """
-    now = time.monotonic()
-    cached = _rates.get(workspace_id)
-    if cached is None or now - cached[0] > RATE_CACHE_S:
-        if len(_rates) >= RATE_CACHE_MAX:
-            _rates.clear()
-        row = (
-            Workspace.objects.filter(workspace_id=workspace_id)
-            .values_list("rate_limit", flat=True)
-            .first()
-        )
-        cached = _rates[workspace_id] = (now, row)
-    own = cached[1]
-    return settings.WORKSPACE_RATE_LIMIT if own is None else own
-
-
-def forget_cached_rates() -> None:
-    """Read the limits from the database again on next use (tests change them)."""
-    _rates.clear()
+    return rate_of(workspace_rules(workspace_id))
 
 
 def rate_of(workspace: Workspace | None) -> int:

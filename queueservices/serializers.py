@@ -10,7 +10,6 @@ from django.utils import timezone
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from jobs.models import workspace_rules
 from jobs.sendtime import (
     AMBIGUOUS,
     MAX_SEND_AT_LENGTH,
@@ -22,6 +21,7 @@ from jobs.sendtime import (
     plan_for_request,
     zone,
 )
+from jobs.workspaces import workspace_rules
 
 E164 = re.compile(r"^\+[1-9]\d{1,14}$")
 # Characters allowed in a path (and query) by RFC 3986, minus '@' and '\'.

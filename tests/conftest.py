@@ -10,6 +10,7 @@ from rq import SimpleWorker
 from jobs import apikeys
 from jobs.queues import get_queue, get_scheduler, redis_connection
 from jobs.scheduler import PreciseScheduler
+from jobs.workspaces import forget_cached_workspaces
 from tests.support import ROOT, RedisServer, ServiceProcess, start_backend, wait_for
 
 OUTPUT_DIR = Path(os.environ.get("TEST_OUTPUT_DIR", ROOT / "test-output"))
@@ -48,6 +49,8 @@ def redis(redis_server):
 def _fresh_api_key_state():
     # The API remembers for a second whether keys exist; each test has its own table.
     apikeys.forget_cached_state()
+    # Workspace rules too: tests create their own rows.
+    forget_cached_workspaces()
 
 
 @pytest.fixture

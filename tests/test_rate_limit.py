@@ -13,12 +13,13 @@ import pytest
 from django.test.utils import override_settings
 from django.utils import timezone
 
-from jobs import ratelimit
+from jobs import ratelimit, workspaces
 from jobs.models import Job, Workspace
 from jobs.ratelimit import plans_within_rate, reserve_slots
 from jobs.scheduler import SCHEDULED_JOBS_KEY
 from jobs.sendtime import plan_send
 from jobs.services import job_schedule, jobs_retry_failed
+from jobs.workspaces import forget_cached_workspaces
 from tests.conftest import wait_for_schedulers, wait_for_workers
 from tests.support import free_port, wait_for
 from tests.test_redis_down import queues_on
@@ -36,9 +37,9 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture(autouse=True)
 def _fresh_rates():
     # Limits are cached per process for a few seconds; each test sets its own.
-    ratelimit.forget_cached_rates()
+    forget_cached_workspaces()
     yield
-    ratelimit.forget_cached_rates()
+    forget_cached_workspaces()
 
 
 def future(seconds: float = 10.0) -> datetime:
@@ -213,7 +214,7 @@ def test_a_changed_limit_applies_after_the_cache_time(settings, redis):
     Workspace.objects.filter(workspace_id="ws").update(rate_limit=7)
 
     assert ratelimit.workspace_rate("ws") == 5
-    ratelimit._rates["ws"] = (time.monotonic() - ratelimit.RATE_CACHE_S - 1, 5)
+    workspaces._cache["ws"] = (time.monotonic() - settings.WORKSPACE_CACHE_S - 1, None)
     assert ratelimit.workspace_rate("ws") == 7
 
 

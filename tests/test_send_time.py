@@ -20,6 +20,7 @@ from jobs.sendtime import (
     quiet_hours_end,
     zone,
 )
+from jobs.workspaces import workspace_rules
 from tests.test_schedule_api import SMS, post
 
 SMS_AT = {k: v for k, v in SMS.items() if k != "delay"}
@@ -432,6 +433,21 @@ def test_admin_saves_a_workspace_and_lists_it(client, staff):
     )
     page = client.get("/admin/jobs/workspace/", {"q": "w1"}).content.decode()
     assert "Europe/London" in page and "Rate limit" in page
+
+
+@pytest.mark.django_db
+def test_rules_are_cached_and_an_admin_change_applies_at_once(client, staff):
+    Workspace.objects.create(workspace_id="w1", timezone="Asia/Tokyo")
+    assert workspace_rules("w1").timezone == "Asia/Tokyo"
+    # Changed behind the cache's back (another process): still the cached row.
+    Workspace.objects.filter(workspace_id="w1").update(timezone="Europe/Paris")
+    assert workspace_rules("w1").timezone == "Asia/Tokyo"
+
+    row = Workspace.objects.get(workspace_id="w1")
+    response = client.post(f"/admin/jobs/workspace/{row.pk}/change/", WORKSPACE_FORM)
+
+    assert response.status_code == 302
+    assert workspace_rules("w1").timezone == "Europe/London"
 
 
 @pytest.mark.django_db

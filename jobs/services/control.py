@@ -23,7 +23,7 @@ from django.utils import timezone
 from redis.exceptions import RedisError
 from rq.utils import utcformat
 
-from jobs.models import Job, workspace_rules
+from jobs.models import Job
 from jobs.queues import get_queue, get_scheduler
 from jobs.scheduler import (
     NEXT_WAKE_KEY,
@@ -39,6 +39,7 @@ from jobs.services.common import (
     audit,
     rq_job_timeout,
 )
+from jobs.workspaces import workspace_rules
 
 CHUNK = 1000
 # What the chunk loop needs of a row (the payload would cost more than the rest).
