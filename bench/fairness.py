@@ -27,7 +27,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "bench"))
 
-from drain_workers import free_port, redis_binary  # noqa: E402
+from benchsupport import free_port, redis_binary  # noqa: E402
 
 
 def sink_get(sink: str, path: str) -> dict:

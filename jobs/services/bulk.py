@@ -9,14 +9,14 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db import IntegrityError, OperationalError
+from django.db import IntegrityError
 from django.utils import timezone
 from redis.exceptions import RedisError
 
 from jobs.models import Job, Workspace
 from jobs.ratelimit import plans_within_rate, rate_of
 from jobs.sendtime import SendTimeError, plan_for_request
-from jobs.services.common import QueueUnavailable, enqueue_deliveries, insert_jobs
+from jobs.services.common import QueueUnavailable, store_and_enqueue
 from jobs.services.scheduling import _request_hash, new_job
 
 KEY_CONFLICT = "This idempotency key was already used with a different request."
@@ -74,20 +74,12 @@ def jobs_schedule_batch(
         if dry_run or not fresh:
             return [results[index] for index in sorted(results)]
         try:
-            insert_jobs(fresh)
+            store_and_enqueue(fresh)
             break
         except IntegrityError:
             # A concurrent request took one of the keys: look them up again.
             if last_try or not any(item.idempotency_key for item in items):
                 raise
-        except OperationalError as exc:
-            # SQLite's write lock still taken after its busy timeout: nothing written.
-            raise QueueUnavailable(f"database busy: {exc}") from exc
-    try:
-        enqueue_deliveries(fresh)
-    except RedisError as exc:
-        Job.objects.filter(pk__in=[job.pk for job in fresh]).delete()
-        raise QueueUnavailable(str(exc)) from exc
     return [results[index] for index in sorted(results)]
 
 

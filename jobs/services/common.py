@@ -3,8 +3,9 @@
 from collections import defaultdict
 
 from django.conf import settings
-from django.db import connections, router, transaction
+from django.db import OperationalError, connections, router, transaction
 from django.utils import timezone
+from redis.exceptions import RedisError
 from rq import Retry
 
 from jobs.models import AuditEntry, Job
@@ -155,6 +156,25 @@ def insert_jobs(jobs: list[Job]) -> None:
             cursor.executemany(sql, rows)
     for job in jobs:
         job._state.adding, job._state.db = False, connection.alias
+
+
+def store_and_enqueue(jobs: list[Job]) -> None:
+    """Insert the new jobs' rows, then hand them to Redis in one transaction.
+
+    Rows first, so a worker never meets a job without its row. If Redis refuses,
+    the rows are deleted: none of the jobs is scheduled (QueueUnavailable). An
+    IntegrityError (an idempotency key taken meanwhile) leaves nothing behind.
+    """
+    try:
+        insert_jobs(jobs)
+    except OperationalError as exc:
+        # SQLite's write lock still taken after its busy timeout: nothing written.
+        raise QueueUnavailable(f"database busy: {exc}") from exc
+    try:
+        enqueue_deliveries(jobs)
+    except RedisError as exc:
+        Job.objects.filter(pk__in=[job.pk for job in jobs]).delete()
+        raise QueueUnavailable(str(exc)) from exc
 
 
 def _retry_policy(*, done: int, total: int) -> Retry | None:

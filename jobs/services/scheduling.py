@@ -4,7 +4,7 @@ import uuid
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import IntegrityError, OperationalError, transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 from redis.exceptions import RedisError
 
@@ -15,9 +15,8 @@ from jobs.ratelimit import plans_within_rate
 from jobs.sendtime import SendPlan, plan_send
 from jobs.services.common import (
     QueueUnavailable,
-    enqueue_deliveries,
     enqueue_delivery,
-    insert_jobs,
+    store_and_enqueue,
 )
 from jobs.services.groupcommit import GroupCommit
 
@@ -79,24 +78,10 @@ def job_schedule(
     return job, False
 
 
-def _write_together(jobs: list[Job]) -> None:
-    """The rows of concurrent requests in one insert, their RQ jobs in one Redis
-    transaction (see GroupCommit); on failure none of them is scheduled."""
-    try:
-        insert_jobs(jobs)
-    except OperationalError as exc:
-        # SQLite's write lock still taken after its busy timeout: nothing written.
-        raise QueueUnavailable(f"database busy: {exc}") from exc
-    try:
-        enqueue_deliveries(jobs)
-    except RedisError as exc:
-        Job.objects.filter(pk__in=[job.pk for job in jobs]).delete()
-        raise QueueUnavailable(str(exc)) from exc
-
-
-# One per process: requests without an idempotency key are written together.
+# One per process: requests without an idempotency key are written together (one
+# insert and one Redis transaction for all the requests that overlap).
 # Keyed ones go alone, as a unique-key clash must fail only its own request.
-_writer = GroupCommit(_write_together)
+_writer = GroupCommit(store_and_enqueue)
 
 
 def _request_hash(job_type: str, payload: dict) -> str:
