@@ -1,8 +1,6 @@
 """/api/docs: Swagger UI served entirely by the service, as the Procfile runs it."""
 
-import os
 import re
-import shutil
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -12,21 +10,10 @@ import requests
 from jobs.apikeys import apikey_create
 from tests.conftest import OUTPUT_DIR
 from tests.support import free_port, wait_for
+from tests.test_browser import CHROMIUM, CHROMIUM_ARGS
 from tests.test_procfile_e2e import _answers, procfile
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-CHROMIUM = os.environ.get("CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
-# Flags from the machine notes, as in tests/test_browser.py.
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 
 
 @pytest.fixture
