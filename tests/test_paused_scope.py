@@ -6,6 +6,7 @@ from jobs.apikeys import apikey_create
 from jobs.models import Job, PausedScope
 from jobs.queues import fetch_rq_job
 from jobs.services.holds import release_unheld
+from tests.test_dashboard_access import basic
 from tests.test_job_control import delivered, in_redis, schedule, status, statuses
 from tests.test_schedule_api import SMS, post
 from tests.test_security import bearer
@@ -186,3 +187,16 @@ def test_the_admin_lists_pauses_read_only(client, django_user_model):
     page = response.content.decode()
     assert "campaign spring" in page and "workspace ws-9" in page
     assert client.get("/admin/jobs/pausedscope/add/").status_code == 403
+
+
+def test_the_dashboard_overview_shows_pauses(client, settings):
+    settings.BULL_BOARD_USERNAME, settings.BULL_BOARD_PASSWORD = "ops", "pw"
+    client.post("/api/campaigns/spring/pause")
+
+    response = client.get("/admin/queues", **basic("ops", "pw"))
+
+    assert response.status_code == 200
+    assert "campaign spring" in response.content.decode()
+    client.post("/api/campaigns/spring/resume")
+    page = client.get("/admin/queues", **basic("ops", "pw")).content.decode()
+    assert "No campaign or workspace is paused." in page
