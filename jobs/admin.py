@@ -3,7 +3,7 @@ from django.contrib import admin, messages
 
 from jobs import services
 from jobs.apikeys import apikey_create, apikey_revoke
-from jobs.models import ApiKey, AuditEntry, Job, JobAttempt, Workspace
+from jobs.models import ApiKey, AuditEntry, Job, JobAttempt, PausedScope, Workspace
 from jobs.search import search_jobs
 from jobs.sendtime import SendTimeError, zone
 from jobs.workspaces import forget_cached_workspaces
@@ -128,6 +128,25 @@ class AuditEntryAdmin(admin.ModelAdmin):
     search_fields = ["=actor", "=queue"]
     readonly_fields = ["at", "actor", "action", "job", "queue", "detail"]
     list_select_related = ["job"]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(PausedScope)
+class PausedScopeAdmin(admin.ModelAdmin):
+    """Read-only: pauses are started and ended over the API (pause, resume, cancel),
+    which also move the jobs; a row deleted here would leave its jobs paused."""
+
+    list_display = ["__str__", "campaign_id", "workspace_id", "paused_at", "actor"]
+    search_fields = ["=campaign_id", "=workspace_id"]
+    readonly_fields = ["campaign_id", "workspace_id", "paused_at", "actor"]
 
     def has_add_permission(self, request):
         return False

@@ -150,6 +150,37 @@ class AuditEntry(models.Model):
         return f"{self.at:%Y-%m-%d %H:%M:%S} {self.actor} {self.action}"
 
 
+class PausedScope(models.Model):
+    """A paused campaign or workspace: its jobs scheduled later are held too.
+
+    Written by jobs_pause, deleted by jobs_resume and jobs_cancel. A campaign
+    paused with an API key limited to one workspace holds that workspace's jobs of
+    the campaign only (campaign ids are the clients' own and may repeat across
+    workspaces); "" stands for "any".
+    """
+
+    campaign_id = models.CharField(max_length=255, blank=True)
+    workspace_id = models.CharField(max_length=255, blank=True)
+    paused_at = models.DateTimeField()
+    actor = models.CharField(max_length=150)
+
+    class Meta:
+        ordering = ["-paused_at"]
+        constraints = [
+            # One pause per scope; its index also serves the look-up made for every
+            # new job (jobs.services.holds).
+            models.UniqueConstraint(
+                fields=["campaign_id", "workspace_id"], name="paused_scope_unique"
+            )
+        ]
+
+    def __str__(self) -> str:
+        if not self.campaign_id:
+            return f"workspace {self.workspace_id}"
+        where = f" in workspace {self.workspace_id}" if self.workspace_id else ""
+        return f"campaign {self.campaign_id}{where}"
+
+
 class ApiKey(models.Model):
     """A key for /api/*: stored hashed, optionally limited to one workspace."""
 

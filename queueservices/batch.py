@@ -14,9 +14,11 @@ from jobs.services import BatchItem, ItemResult
 from queueservices.auth import check_workspace
 from queueservices.errors import error_body, field_messages
 from queueservices.serializers import (
+    HeldOutput,
     ScheduleEmailInput,
     ScheduleSmsInput,
     clean_idempotency_key,
+    held_fields,
 )
 
 INPUTS = {Job.Type.SMS: ScheduleSmsInput, Job.Type.EMAIL: ScheduleEmailInput}
@@ -91,7 +93,7 @@ def _entry(result: ItemResult) -> dict:
     }
     if result.replayed:
         entry["replayed"] = True
-    return entry
+    return {**entry, **held_fields(result.job)}
 
 
 def _iso(instant) -> str:
@@ -138,6 +140,9 @@ class BatchResultOutput(serializers.Serializer):
     jobId = serializers.UUIDField(required=False)
     scheduledFor = serializers.DateTimeField(required=False)
     replayed = serializers.BooleanField(required=False)
+    # Only for a job held by a paused campaign or workspace.
+    status = serializers.ChoiceField(choices=["paused"], required=False)
+    paused = HeldOutput(required=False)
     errors = serializers.DictField(
         child=serializers.ListField(child=serializers.CharField()), required=False
     )

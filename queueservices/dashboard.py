@@ -12,7 +12,7 @@ from django.views.decorators.http import require_POST
 from redis.exceptions import RedisError
 
 from jobs import services, stats
-from jobs.models import AuditEntry, Job
+from jobs.models import AuditEntry, Job, PausedScope
 from jobs.queues import live_workers
 from jobs.search import search_jobs
 from queueservices.access import dashboard_required
@@ -38,6 +38,8 @@ def overview(request):
         "stats": stats.last_hour(),
         "workers": workers,
         "audit": AuditEntry.objects.select_related("job")[:10],
+        # Campaigns and workspaces whose new jobs are held (a handful of rows).
+        "pauses": PausedScope.objects.all()[:50],
     }
     return render(request, "dashboard/overview.html", context)
 

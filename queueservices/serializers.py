@@ -11,6 +11,7 @@ from django.utils import timezone
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from jobs.models import Job
 from jobs.sendtime import (
     AMBIGUOUS,
     MAX_SEND_AT_LENGTH,
@@ -304,6 +305,10 @@ def clean_idempotency_key(key) -> str | None:
     return key.strip()
 
 
+class HeldOutput(serializers.Serializer):
+    by = serializers.ChoiceField(choices=["campaign", "workspace"])
+
+
 class ScheduleOutput(ShallowFields, serializers.Serializer):
     """The answer to a schedule request, read from the job's row so that an
     idempotent replay answers the same. `context["message"]` is the message.
@@ -318,9 +323,20 @@ class ScheduleOutput(ShallowFields, serializers.Serializer):
     timezone = serializers.SerializerMethodField()
     dst = DstField()
     deferred = DeferredOutput(source="*", required=False)
+    # Only for a job held by a paused campaign or workspace (held_fields).
+    status = serializers.SerializerMethodField(required=False)
+    paused = serializers.SerializerMethodField(required=False)
 
     def get_success(self, job) -> bool:
         return True
+
+    @extend_schema_field({"type": "string", "enum": ["paused"]})
+    def get_status(self, job) -> str:
+        return job.status
+
+    @extend_schema_field(HeldOutput)
+    def get_paused(self, job) -> dict | None:
+        return None
 
     def get_message(self, job) -> str:
         return self.context["message"]
@@ -337,7 +353,18 @@ class ScheduleOutput(ShallowFields, serializers.Serializer):
             del data["dst"]
         if not job.deferred_reason or job.requested_for is None:
             del data["deferred"]
+        del data["status"], data["paused"]
+        data.update(held_fields(job))
         return data
+
+
+def held_fields(job) -> dict:
+    """For a job held by a paused campaign or workspace (else nothing): its status,
+    and what holds it when known (a replay answers only the status)."""
+    if job.status != Job.Status.PAUSED:
+        return {}
+    by = getattr(job, "held_by", None)
+    return {"status": job.status, **({"paused": {"by": by}} if by else {})}
 
 
 class ErrorOutput(serializers.Serializer):

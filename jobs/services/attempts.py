@@ -14,6 +14,7 @@ from jobs.models import Job, JobAttempt
 from jobs.queues import get_queue
 from jobs.ratelimit import retry_times_within_rate
 from jobs.services.common import PENDING, backoff_seconds, retry_wait_seconds
+from jobs.services.holds import jobs_hold_paused
 
 WEBHOOK_QUEUE = "my-queue"
 
@@ -21,9 +22,11 @@ WEBHOOK_QUEUE = "my-queue"
 def job_start_attempt(*, job_id: str, worker: str = "") -> Job | None:
     """Mark the job active and count the attempt.
 
-    Returns None when the job must not be delivered: unknown, cancelled, or
-    already completed (a redelivery after a worker crash).
+    Returns None when the job must not be delivered: unknown, cancelled, already
+    completed (a redelivery after a worker crash), or held by a paused campaign or
+    workspace (then set paused: jobs.services.holds).
     """
+    jobs_hold_paused(job_ids=[job_id])
     started = Job.objects.filter(pk=job_id, status__in=PENDING).update(
         status=Job.Status.ACTIVE,
         attempts=F("attempts") + 1,
@@ -54,7 +57,9 @@ def job_record_attempt(*, job: Job, outcome: Outcome, will_retry: bool) -> Job:
 
 
 def jobs_start_attempts(*, job_ids: list[str], worker: str) -> list[Job]:
-    """job_start_attempt for a batch, in two statements; returns the jobs to deliver."""
+    """job_start_attempt for a batch, in two statements (and a read for paused
+    scopes); returns the jobs to deliver."""
+    jobs_hold_paused(job_ids=job_ids)
     now = timezone.now()
     Job.objects.filter(pk__in=job_ids, status__in=PENDING).update(
         status=Job.Status.ACTIVE,

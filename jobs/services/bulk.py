@@ -17,7 +17,8 @@ from jobs.models import Job, Workspace
 from jobs.ratelimit import plans_within_rate, rate_of
 from jobs.sendtime import SendTimeError, plan_for_request
 from jobs.services.common import QueueUnavailable, store_and_enqueue
-from jobs.services.scheduling import _request_hash, new_job
+from jobs.services.holds import holds_for, release_unheld
+from jobs.services.scheduling import _campaign_id, _request_hash, new_job
 
 KEY_CONFLICT = "This idempotency key was already used with a different request."
 # What a replayed message's result needs from its earlier job.
@@ -80,6 +81,7 @@ def jobs_schedule_batch(
             # A concurrent request took one of the keys: look them up again.
             if last_try or not any(item.idempotency_key for item in items):
                 raise
+    release_unheld(fresh)
     return [results[index] for index in sorted(results)]
 
 
@@ -120,10 +122,17 @@ def _prepare(items, now) -> tuple[dict[int, ItemResult], list[Job]]:
         if item.idempotency_key:
             first_use[key] = (item.index, request_hash)
         planned.append((item, plan, request_hash))
+    # Paused campaigns and workspaces hold their new jobs (one query for the
+    # batch); held jobs take no rate-limit slot, as in job_schedule.
+    held = holds_for(_pair(item) for item, _, _ in planned)
+    free = [entry for entry in planned if _pair(entry[0]) not in held]
     fresh = []
-    for item, plan, request_hash in _within_rate(planned, workspaces):
+    for item, plan, request_hash in [
+        *_within_rate(free, workspaces),
+        *(entry for entry in planned if _pair(entry[0]) in held),
+    ]:
         job = new_job(
-            item.job_type, item.payload, plan, item.idempotency_key, request_hash
+            item.job_type, item.payload, plan, item.idempotency_key, request_hash, held
         )
         fresh.append(job)
         results[item.index] = ItemResult(item.index, job=job)
@@ -153,6 +162,10 @@ def _within_rate(planned: list, workspaces: dict[str, Workspace]) -> list:
 
 def _workspace_id(item: BatchItem) -> str:
     return str(item.payload["workspaceId"])
+
+
+def _pair(item: BatchItem) -> tuple[str, str]:
+    return _campaign_id(item.payload), _workspace_id(item)
 
 
 def _workspaces(items) -> dict[str, Workspace]:

@@ -84,8 +84,7 @@ def enqueue_deliveries(jobs: list[Job]) -> None:
     """
     kinds = defaultdict(list)
     for job in jobs:
-        delayed = job.status == Job.Status.DELAYED
-        kinds[job.queue, delayed, job.attempts, job.max_attempts].append(job)
+        kinds[job.queue, job.status, job.attempts, job.max_attempts].append(job)
     dues = {
         str(job.id): job.scheduled_for.timestamp()
         for job in jobs
@@ -95,24 +94,26 @@ def enqueue_deliveries(jobs: list[Job]) -> None:
         # MULTI first: Queue.enqueue_job starts it on a pipeline that has none yet,
         # which redis-py refuses once other commands are queued.
         pipe.multi()
-        for (queue_name, delayed, _, _), members in kinds.items():
+        for (queue_name, status, _, _), members in kinds.items():
             first, others = members[0], [str(job.id) for job in members[1:]]
-            rq_job = _stage_rq_job(pipe, first, delayed)
+            rq_job = _stage_rq_job(pipe, first, status)
             copy_rq_job(pipe, rq_job.to_dict(), others)
-            if others and not delayed:
+            if others and status == Job.Status.WAITING:
                 pipe.rpush(get_queue(queue_name).key, *others)
         schedule_job_ids(pipe, dues)
         pipe.execute()
 
 
-def _stage_rq_job(pipe, job: Job, delayed: bool):
-    """What enqueue_delivery writes for `job`, on `pipe`."""
+def _stage_rq_job(pipe, job: Job, status: str):
+    """What enqueue_delivery writes for `job`, on `pipe`. A job held by a paused
+    campaign or workspace gets its RQ hash only, in no queue and no schedule, as
+    jobs_pause leaves a paused job: resume places it (jobs.services.control)."""
     options = {
         "job_id": str(job.id),
         "timeout": rq_job_timeout(),
         "retry": _retry_policy(done=job.attempts, total=job.max_attempts),
     }
-    if delayed:
+    if status in (Job.Status.DELAYED, Job.Status.PAUSED):
         rq_job = get_scheduler().build_job(
             "jobs.tasks.deliver", queue_name=job.queue, **options
         )

@@ -23,7 +23,7 @@ from django.utils import timezone
 from redis.exceptions import RedisError
 from rq.utils import utcformat
 
-from jobs.models import Job
+from jobs.models import Job, PausedScope
 from jobs.queues import get_queue, get_scheduler
 from jobs.scheduler import (
     NEXT_WAKE_KEY,
@@ -104,7 +104,12 @@ def job_reschedule(*, job_id, when: NewTime, actor: str) -> Job:
 
 # --- every pending job of a campaign or a workspace -------------------------------
 def jobs_cancel(*, campaign_id=None, workspace_id=None, actor: str) -> Counts:
-    """Cancel every waiting, delayed or paused job: none of them is delivered."""
+    """Cancel every waiting, delayed or paused job: none of them is delivered.
+
+    Cancel also ends a pause of the scope (before the jobs are listed): the
+    campaign is over, and jobs scheduled for it afterwards go out as usual.
+    """
+    _forget_pauses(campaign_id, workspace_id)
     now = timezone.now()
 
     def write(rows):
@@ -115,7 +120,17 @@ def jobs_cancel(*, campaign_id=None, workspace_id=None, actor: str) -> Counts:
 
 
 def jobs_pause(*, campaign_id=None, workspace_id=None, actor: str) -> Counts:
-    """Hold every waiting or delayed job: out of Redis, keeping its due time."""
+    """Hold every waiting or delayed job: out of Redis, keeping its due time.
+
+    The pause is recorded first (PausedScope), so jobs scheduled for the scope
+    from now on are held too (jobs.services.holds), until resume or cancel.
+    """
+    _matching(campaign_id, workspace_id)
+    PausedScope.objects.get_or_create(
+        campaign_id=_key(campaign_id),
+        workspace_id=_key(workspace_id),
+        defaults={"paused_at": timezone.now(), "actor": actor},
+    )
 
     def write(rows):
         _update(rows, PAUSABLE, status=S.PAUSED)
@@ -125,8 +140,33 @@ def jobs_pause(*, campaign_id=None, workspace_id=None, actor: str) -> Counts:
 
 
 def jobs_resume(*, campaign_id=None, workspace_id=None, actor: str) -> Counts:
-    """Release paused jobs: due later -> the scheduler; overdue -> a queue, now."""
+    """Release paused jobs: due later -> the scheduler; overdue -> a queue, now.
+
+    The pause record goes first: a job written paused after that is released by
+    its writer (jobs.services.holds.release_unheld), one written before is listed.
+    """
+    _forget_pauses(campaign_id, workspace_id)
     return _bulk("resume", campaign_id, workspace_id, actor, [S.PAUSED], _write_resume)
+
+
+def release(ids: list) -> int:
+    """Release these paused jobs as jobs_resume does (no audit: not an operation)."""
+    return _apply(ids, allowed=[S.PAUSED], write=_write_resume)
+
+
+def _key(scope_id) -> str:
+    return "" if scope_id is None else str(scope_id)
+
+
+def _forget_pauses(campaign_id, workspace_id) -> None:
+    """End the pauses this scope covers: every pause of the campaign (within the
+    workspace, when one is given), or every pause within the workspace."""
+    pauses = PausedScope.objects.all()
+    if campaign_id is not None:
+        pauses = pauses.filter(campaign_id=str(campaign_id))
+    if workspace_id is not None:
+        pauses = pauses.filter(workspace_id=str(workspace_id))
+    pauses.delete()
 
 
 def jobs_reschedule(

@@ -15,10 +15,12 @@ from jobs.ratelimit import plans_within_rate
 from jobs.sendtime import SendPlan, plan_send
 from jobs.services.common import (
     QueueUnavailable,
+    enqueue_deliveries,
     enqueue_delivery,
     store_and_enqueue,
 )
 from jobs.services.groupcommit import GroupCommit
+from jobs.services.holds import holds_for, release_unheld
 
 
 class IdempotencyConflict(Exception):
@@ -53,17 +55,21 @@ def job_schedule(
             return earlier, True
     if plan is None:
         plan = plan_send(now=timezone.now(), delay_ms=delay_ms)
-    if rate_limit:
+    # A paused campaign or workspace holds the job (jobs.services.holds); a held
+    # job takes no rate-limit slot: resume releases it as it releases the others.
+    held = holds_for([(_campaign_id(payload), workspace_id)])
+    if rate_limit and not held:
         try:
             [plan] = plans_within_rate(workspace_id, [plan])
         except RedisError as exc:
             raise QueueUnavailable(str(exc)) from exc
     if not idempotency_key:
-        job = new_job(job_type, payload, plan, None, request_hash)
+        job = new_job(job_type, payload, plan, None, request_hash, held)
         _writer.submit(job)
+        release_unheld([job])
         return job, False
     try:
-        job = _create(job_type, payload, plan, idempotency_key, request_hash)
+        job = _create(job_type, payload, plan, idempotency_key, request_hash, held)
     except IntegrityError:
         # A concurrent request with the same key won the insert.
         earlier = _earlier_job(workspace_id, idempotency_key, request_hash)
@@ -71,10 +77,14 @@ def job_schedule(
             raise
         return earlier, True
     try:
-        enqueue_delivery(job, delayed=plan.delayed)
+        if job.status == Job.Status.PAUSED:
+            enqueue_deliveries([job])
+        else:
+            enqueue_delivery(job, delayed=plan.delayed)
     except RedisError as exc:
         Job.objects.filter(pk=job.pk).delete()
         raise QueueUnavailable(str(exc)) from exc
+    release_unheld([job])
     return job, False
 
 
@@ -105,25 +115,33 @@ def _earlier_job(workspace_id: str, key: str, request_hash: str) -> Job | None:
     return earlier
 
 
-def _create(job_type, payload, plan, idempotency_key, request_hash) -> Job:
-    job = new_job(job_type, payload, plan, idempotency_key, request_hash)
+def _create(job_type, payload, plan, idempotency_key, request_hash, held) -> Job:
+    job = new_job(job_type, payload, plan, idempotency_key, request_hash, held)
     # durable: refuse to run inside an outer transaction that could still roll back.
     with transaction.atomic(durable=True):
         job.save(force_insert=True)
     return job
 
 
-def new_job(job_type, payload, plan, idempotency_key, request_hash) -> Job:
-    """The Job row for a request, not saved yet (jobs.services.bulk saves many)."""
+def _campaign_id(payload: dict) -> str:
+    return str((payload.get("metadata") or {}).get("campaignId") or "")
+
+
+def new_job(job_type, payload, plan, idempotency_key, request_hash, held=None) -> Job:
+    """The Job row for a request, not saved yet (jobs.services.bulk saves many).
+
+    `held`: holds_for's answer for the job's campaign and workspace; a held job is
+    paused, and `job.held_by` says by what ("campaign" or "workspace").
+    """
     metadata = payload.get("metadata") or {}
-    return Job(
+    job = Job(
         id=uuid.uuid4(),
         type=job_type,
         queue=queue_name_for(job_type, delayed=plan.delayed),
         workspace_id=str(payload["workspaceId"]),
         contact_id=str(payload["contactId"]),
         recipient=str(payload.get("phoneNumber") or payload.get("to") or ""),
-        campaign_id=str(metadata.get("campaignId") or ""),
+        campaign_id=_campaign_id(payload),
         payload=payload,
         metadata=metadata,
         callback_url=callback_url(job_type, metadata),
@@ -137,3 +155,7 @@ def new_job(job_type, payload, plan, idempotency_key, request_hash) -> Job:
         idempotency_key=idempotency_key or None,
         request_hash=request_hash,
     )
+    job.held_by = (held or {}).get((job.campaign_id, job.workspace_id))
+    if job.held_by is not None:
+        job.status = Job.Status.PAUSED
+    return job
