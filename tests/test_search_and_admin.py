@@ -126,3 +126,20 @@ def test_admin_refuses_an_illegal_action_with_a_message(client, staff, jobs):
     )
     assert "1 refused: Cannot retry a job that is waiting" in response.content.decode()
     assert Job.objects.get(pk=jobs["sms"]).status == "waiting"
+
+
+def test_admin_list_counts_only_up_to_the_cap(client, staff, jobs, monkeypatch):
+    from jobs.admin import CappedCountPaginator
+
+    for _ in range(3):
+        post(client, "/api/schedule-sms", SMS)
+    monkeypatch.setattr(CappedCountPaginator, "COUNT_CAP", 3)
+
+    cl = client.get("/admin/jobs/job/").context["cl"]
+
+    # Five jobs: the count stops one past the cap; the page still lists its rows.
+    assert Job.objects.count() == 5
+    assert cl.result_count == 4
+    assert len(cl.result_list) == 5
+    monkeypatch.setattr(CappedCountPaginator, "COUNT_CAP", 10)
+    assert client.get("/admin/jobs/job/").context["cl"].result_count == 5
