@@ -86,3 +86,31 @@ def test_the_one_job_at_a_time_worker_delivers_too(client, backend):
 
     assert job_status(job_id) == "completed"
     assert [c.path for c in backend.for_job(job_id)] == ["/send-sms"]
+
+
+def _statements_to_deliver(count: int, client, backend, work) -> int:
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    for _ in range(count):
+        post(client, "/api/schedule-sms", SMS)
+    with CaptureQueriesContext(connection) as captured:
+        work(until=lambda: Job.objects.filter(status="completed").count() == count)
+    # The until() probes above are this test's, not the worker's.
+    return sum(
+        1 for query in captured.captured_queries if "COUNT(*)" not in query["sql"]
+    )
+
+
+def test_a_batch_of_deliveries_costs_a_fixed_number_of_sql_statements(
+    client, backend, work, settings
+):
+    # The budget is 2 statements per delivered job; a batch costs the same
+    # few statements whatever its size (claimed, marked active, recorded in bulk).
+    settings.WORKER_BATCH = 100
+    small = _statements_to_deliver(5, client, backend, work)
+    Job.objects.all().delete()
+    large = _statements_to_deliver(100, client, backend, work)
+    print(f"SQL statements: {small} for 5 jobs, {large} for 100 jobs")
+    assert large == small
+    assert large / 100 <= 2
