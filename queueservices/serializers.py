@@ -282,13 +282,18 @@ class DeferredOutput(serializers.Serializer):
         return local_iso(job.requested_for, job.timezone)
 
 
-@extend_schema_field({"type": "string", "enum": [NONEXISTENT, AMBIGUOUS]})
-class DstField(serializers.Field):
-    """The DST rule the job's sendAt needed; optional in the schema, as it is
-    left out of answers where no rule applied."""
+class OptionalJobField(serializers.Field):
+    """A field of the whole job that answers may leave out: optional in the schema
+    (drf-spectacular makes read-only fields required in responses)."""
 
     def __init__(self, **kwargs):
         super().__init__(source="*", required=False, **kwargs)
+
+
+@extend_schema_field({"type": "string", "enum": [NONEXISTENT, AMBIGUOUS]})
+class DstField(OptionalJobField):
+    """The DST rule the job's sendAt needed; left out of answers where no rule
+    applied."""
 
     def to_representation(self, job):
         payload = job.payload if isinstance(job.payload, dict) else {}
@@ -309,6 +314,18 @@ class HeldOutput(serializers.Serializer):
     by = serializers.ChoiceField(choices=["campaign", "workspace"])
 
 
+@extend_schema_field({"type": "string", "enum": ["paused"]})
+class HeldStatusField(OptionalJobField):
+    def to_representation(self, job):
+        return job.status
+
+
+@extend_schema_field(HeldOutput)
+class HeldByField(OptionalJobField):
+    def to_representation(self, job):
+        return None  # filled in by held_fields
+
+
 class ScheduleOutput(ShallowFields, serializers.Serializer):
     """The answer to a schedule request, read from the job's row so that an
     idempotent replay answers the same. `context["message"]` is the message.
@@ -324,19 +341,11 @@ class ScheduleOutput(ShallowFields, serializers.Serializer):
     dst = DstField()
     deferred = DeferredOutput(source="*", required=False)
     # Only for a job held by a paused campaign or workspace (held_fields).
-    status = serializers.SerializerMethodField(required=False)
-    paused = serializers.SerializerMethodField(required=False)
+    status = HeldStatusField()
+    paused = HeldByField()
 
     def get_success(self, job) -> bool:
         return True
-
-    @extend_schema_field({"type": "string", "enum": ["paused"]})
-    def get_status(self, job) -> str:
-        return job.status
-
-    @extend_schema_field(HeldOutput)
-    def get_paused(self, job) -> dict | None:
-        return None
 
     def get_message(self, job) -> str:
         return self.context["message"]
