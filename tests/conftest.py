@@ -10,6 +10,7 @@ from rq import SimpleWorker
 from jobs import apikeys
 from jobs.queues import get_queue, get_scheduler, redis_connection
 from jobs.scheduler import PreciseScheduler
+from jobs.services.holds import forget_cached_pauses
 from jobs.workspaces import forget_cached_workspaces
 from tests.support import ROOT, RedisServer, ServiceProcess, start_backend, wait_for
 
@@ -51,6 +52,7 @@ def _fresh_api_key_state():
     apikeys.forget_cached_state()
     # Workspace rules too: tests create their own rows.
     forget_cached_workspaces()
+    forget_cached_pauses()
 
 
 @pytest.fixture

@@ -124,7 +124,7 @@ def _prepare(items, now) -> tuple[dict[int, ItemResult], list[Job]]:
         planned.append((item, plan, request_hash))
     # Paused campaigns and workspaces hold their new jobs (one query for the
     # batch); held jobs take no rate-limit slot, as in job_schedule.
-    held = holds_for(_pair(item) for item, _, _ in planned)
+    held = holds_for((_pair(item) for item, _, _ in planned), fresh=False)
     free = [entry for entry in planned if _pair(entry[0]) not in held]
     fresh = []
     for item, plan, request_hash in [

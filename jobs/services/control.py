@@ -39,6 +39,7 @@ from jobs.services.common import (
     audit,
     rq_job_timeout,
 )
+from jobs.services.holds import forget_cached_pauses
 from jobs.workspaces import workspace_rules
 
 CHUNK = 1000
@@ -131,6 +132,7 @@ def jobs_pause(*, campaign_id=None, workspace_id=None, actor: str) -> Counts:
         workspace_id=_key(workspace_id),
         defaults={"paused_at": timezone.now(), "actor": actor},
     )
+    forget_cached_pauses()
 
     def write(rows):
         _update(rows, PAUSABLE, status=S.PAUSED)
@@ -167,6 +169,7 @@ def _forget_pauses(campaign_id, workspace_id) -> None:
     if workspace_id is not None:
         pauses = pauses.filter(workspace_id=str(workspace_id))
     pauses.delete()
+    forget_cached_pauses()
 
 
 def jobs_reschedule(

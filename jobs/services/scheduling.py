@@ -57,7 +57,7 @@ def job_schedule(
         plan = plan_send(now=timezone.now(), delay_ms=delay_ms)
     # A paused campaign or workspace holds the job (jobs.services.holds); a held
     # job takes no rate-limit slot: resume releases it as it releases the others.
-    held = holds_for([(_campaign_id(payload), workspace_id)])
+    held = holds_for([(_campaign_id(payload), workspace_id)], fresh=False)
     if rate_limit and not held:
         try:
             [plan] = plans_within_rate(workspace_id, [plan])
