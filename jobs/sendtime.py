@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from django.conf import settings
+
 MAX_SEND_AT_LENGTH = 64
 # Files of the system's zoneinfo directory that ZoneInfo opens but that name no
 # IANA zone: they mean whatever the host is set to.
@@ -222,8 +224,6 @@ def plan_for_request(data: dict, *, now: datetime, workspace) -> SendPlan:
     """plan_send from an API request's validated fields (delay, sendAt, timezone,
     respectQuietHours): the one place the API's field names meet the planning.
     """
-    from django.conf import settings
-
     return plan_send(
         now=now,
         delay_ms=data.get("delay"),
