@@ -203,8 +203,6 @@ CALLBACK_ALLOW_LINK_LOCAL = env_bool("CALLBACK_ALLOW_LINK_LOCAL", False)
 # Callbacks one worker process makes at once, and jobs it claims per batch.
 WORKER_CONCURRENCY = env_int("WORKER_CONCURRENCY", 50, minimum=1)
 WORKER_BATCH = env_int("WORKER_BATCH", 100, minimum=1)
-# How long a worker woken by a job on an empty queue waits for more to batch with it.
-WORKER_LINGER_MS = env_int("WORKER_LINGER_MS", 5, minimum=0)
 # Messages per second to the backend for a workspace whose row sets no limit
 # (jobs.ratelimit); 0: unlimited.
 WORKSPACE_RATE_LIMIT = env_int("WORKSPACE_RATE_LIMIT", 0, minimum=0)

@@ -117,12 +117,6 @@ class BatchDeliveryWorker(DeliveryWorker):
             except NoSuchJobError:
                 return None
         first = (delivery_keys.index(popped[0]) + 1, popped[1]) if popped else None
-        if popped and settings.WORKER_LINGER_MS:
-            # Woken by one job on an empty queue: let the jobs arriving just behind
-            # it join its batch. A batch of one pays a whole batch's bookkeeping
-            # (7 SQL statements, a claim script, a pipeline): at 190 jobs/s that was
-            # 3.3 ms of CPU per callback, against ~2 ms on a backlog.
-            time.sleep(settings.WORKER_LINGER_MS / 1000)
         batch = self._claim(delivery_keys, first)
         if batch:
             return batch, None
