@@ -153,41 +153,36 @@ class JobAdmin(admin.ModelAdmin):
         return False
 
 
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """Rows to look at, never to add, change or delete here."""
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
 @admin.register(AuditEntry)
-class AuditEntryAdmin(admin.ModelAdmin):
+class AuditEntryAdmin(ReadOnlyAdmin):
     list_display = ["at", "actor", "action", "job", "queue", "detail"]
     list_filter = ["action", "actor"]
     search_fields = ["=actor", "=queue"]
     readonly_fields = ["at", "actor", "action", "job", "queue", "detail"]
     list_select_related = ["job"]
 
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
-
 
 @admin.register(PausedScope)
-class PausedScopeAdmin(admin.ModelAdmin):
+class PausedScopeAdmin(ReadOnlyAdmin):
     """Read-only: pauses are started and ended over the API (pause, resume, cancel),
     which also move the jobs; a row deleted here would leave its jobs paused."""
 
     list_display = ["__str__", "campaign_id", "workspace_id", "paused_at", "actor"]
     search_fields = ["=campaign_id", "=workspace_id"]
     readonly_fields = ["campaign_id", "workspace_id", "paused_at", "actor"]
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 @admin.action(description="Revoke selected API keys")
