@@ -16,7 +16,6 @@ from jobs.sendtime import SendPlan, plan_send
 from jobs.services.common import (
     QueueUnavailable,
     enqueue_deliveries,
-    enqueue_delivery,
     store_and_enqueue,
 )
 from jobs.services.groupcommit import GroupCommit
@@ -77,10 +76,8 @@ def job_schedule(
             raise
         return earlier, True
     try:
-        if job.status == Job.Status.PAUSED:
-            enqueue_deliveries([job])
-        else:
-            enqueue_delivery(job, delayed=plan.delayed)
+        # Waiting, delayed or held by a pause: its status says which.
+        enqueue_deliveries([job])
     except RedisError as exc:
         Job.objects.filter(pk=job.pk).delete()
         raise QueueUnavailable(str(exc)) from exc
