@@ -180,9 +180,9 @@ RQ_QUEUES = {
 RQ = {
     # We order Redis writes after the database commit ourselves (jobs.services).
     "COMMIT_MODE": "auto",
-    "JOB_CLASS": "jobs.rq.DeliveryJob",
-    "WORKER_CLASS": "jobs.batch.BatchDeliveryWorker",
-    "SCHEDULER_CLASS": "jobs.scheduler.PreciseScheduler",
+    "JOB_CLASS": "jobs.broker.DeliveryJob",
+    "WORKER_CLASS": "jobs.processes.worker.DeliveryWorker",
+    "SCHEDULER_CLASS": "jobs.processes.scheduler.PreciseScheduler",
     "DEFAULT_RESULT_TTL": 3600,
 }
 RQ_SHOW_ADMIN_LINK = True

@@ -53,7 +53,7 @@ def redis_settings(app_configs, **kwargs):
     """Warn about Redis settings that lose jobs or expose them."""
     from redis.exceptions import RedisError
 
-    from jobs.queues import redis_connection
+    from jobs.broker import redis_connection
 
     config = settings.RQ_QUEUES[settings.QUEUE_NAMES[0]]
     try:

@@ -35,6 +35,9 @@ class Outcome:
     retry_after_s: float | None = None
     # The backend will never accept this message: do not retry.
     permanent: bool = False
+    # No answer because the worker died or hung (the watchdog wrote it off): not
+    # the backend's fault, so the retry waits for no backoff.
+    lost: bool = False
 
 
 def backend_base_url(job_type: str) -> str:

@@ -11,6 +11,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime
 
+from django.conf import settings
 from prometheus_client.core import (
     CounterMetricFamily,
     GaugeMetricFamily,
@@ -21,8 +22,11 @@ from prometheus_client.registry import Collector, CollectorRegistry
 from prometheus_client.utils import floatToGoString
 from redis.exceptions import RedisError
 
-PREFIX = "queueservices:metrics:"
-ATTEMPTS_KEY = PREFIX + "attempts"
+from jobs import broker
+from jobs.models import Job
+from jobs.stats import queue_counts
+
+ATTEMPTS = "attempts"
 # delivered: 2xx; retry: failed, another attempt follows; failed: the last one
 # failed; lost: its worker died or hung and the watchdog wrote it off.
 OUTCOMES = ("delivered", "retry", "failed", "lost")
@@ -34,10 +38,6 @@ class Histogram:
     name: str
     help: str
     buckets: tuple[float, ...]
-
-    @property
-    def key(self) -> str:
-        return PREFIX + self.name
 
     def fields(self) -> list[str]:
         return [floatToGoString(bound) for bound in self.buckets] + [INF]
@@ -77,11 +77,11 @@ class Tally:
         self._sums: dict[str, float] = defaultdict(float)
 
     def count(self, outcome: str, n: int = 1) -> None:
-        self._counts[(ATTEMPTS_KEY, outcome)] += n
+        self._counts[(ATTEMPTS, outcome)] += n
 
     def observe(self, histogram: Histogram, value: float) -> None:
-        self._counts[(histogram.key, histogram.field_for(value))] += 1
-        self._sums[histogram.key] += value
+        self._counts[(histogram.name, histogram.field_for(value))] += 1
+        self._sums[histogram.name] += value
 
     def attempt(self, result: str, outcome, due: datetime) -> None:
         """One finished attempt (a jobs.delivery.Outcome) that was due at `due`.
@@ -96,17 +96,9 @@ class Tally:
 
     def write(self, pipe) -> None:
         """Add the increments to `pipe` (a Redis pipeline) and start afresh."""
-        for (key, field), n in self._counts.items():
-            pipe.hincrby(key, field, n)
-        for key, total in self._sums.items():
-            pipe.hincrbyfloat(key, "sum", total)
+        broker.add_counts(pipe, self._counts, self._sums)
         self._counts.clear()
         self._sums.clear()
-
-
-# Attempts made on RQ's one-job-at-a-time path (jobs.tasks.deliver), written by the
-# worker into the pipeline that records the job's end (jobs.rq.DeliveryWorker).
-PENDING = Tally()
 
 
 # --- reading ----------------------------------------------------------------------
@@ -123,11 +115,6 @@ class QueueServicesCollector(Collector):
             )
 
     def _jobs(self):
-        from django.conf import settings
-
-        from jobs.models import Job
-        from jobs.stats import queue_counts
-
         family = GaugeMetricFamily(
             "queueservices_jobs",
             "Jobs in the database by queue and status.",
@@ -139,7 +126,9 @@ class QueueServicesCollector(Collector):
         return family
 
     def _from_redis(self):
-        redis = _read_redis()
+        redis = broker.read_metrics(
+            [ATTEMPTS, *(h.name for h in HISTOGRAMS)], settings.QUEUE_NAMES
+        )
         yield GaugeMetricFamily(
             "queueservices_redis_up", "Whether Redis answered the scrape.", 1
         )
@@ -149,10 +138,12 @@ class QueueServicesCollector(Collector):
             labels=["outcome"],
         )
         for outcome in OUTCOMES:
-            attempts.add_metric([outcome], int(redis["attempts"].get(outcome, 0)))
+            attempts.add_metric(
+                [outcome], int(redis["metrics"][ATTEMPTS].get(outcome, 0))
+            )
         yield attempts
         for histogram in HISTOGRAMS:
-            yield _histogram_family(histogram, redis[histogram.key])
+            yield _histogram_family(histogram, redis["metrics"][histogram.name])
         lengths = GaugeMetricFamily(
             "queueservices_queue_length",
             "Jobs waiting in each RQ queue (due now, not yet taken by a worker).",
@@ -184,43 +175,6 @@ def _histogram_family(histogram: Histogram, stored: dict) -> HistogramMetricFami
         buckets=buckets,
         sum_value=float(stored.get("sum", 0)),
     )
-
-
-def _read_redis() -> dict:
-    """Everything in two round trips: the hashes and counts, then which of the
-    registered workers still exist (a killed one stays registered a while)."""
-    from django.conf import settings
-    from rq import Queue
-    from rq.worker_registration import REDIS_WORKER_KEYS
-
-    from jobs.queues import redis_connection
-    from jobs.scheduler import SCHEDULED_JOBS_KEY
-
-    connection = redis_connection()
-    with connection.pipeline(transaction=False) as pipe:
-        pipe.hgetall(ATTEMPTS_KEY)
-        for histogram in HISTOGRAMS:
-            pipe.hgetall(histogram.key)
-        for name in settings.QUEUE_NAMES:
-            pipe.llen(Queue.redis_queue_namespace_prefix + name)
-        pipe.zcard(SCHEDULED_JOBS_KEY)
-        pipe.smembers(REDIS_WORKER_KEYS)
-        replies = pipe.execute()
-    hashes = [_decoded(reply) for reply in replies[: 1 + len(HISTOGRAMS)]]
-    lengths = replies[1 + len(HISTOGRAMS) : -2]
-    worker_keys = list(replies[-1])
-    workers = connection.exists(*worker_keys) if worker_keys else 0
-    return {
-        "attempts": hashes[0],
-        **{h.key: stored for h, stored in zip(HISTOGRAMS, hashes[1:], strict=True)},
-        "queues": dict(zip(settings.QUEUE_NAMES, lengths, strict=True)),
-        "scheduled": replies[-2],
-        "workers": workers,
-    }
-
-
-def _decoded(reply: dict) -> dict[str, bytes]:
-    return {field.decode(): value for field, value in reply.items()}
 
 
 def render() -> bytes:

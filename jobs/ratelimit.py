@@ -6,8 +6,8 @@ workspace's message. Each job instead reserves an instant in Redis when it is
 scheduled (and again for each retry); the scheduler releases it then, so a
 campaign waits in the scheduler's sorted set, not in front of anyone.
 
-Reservations: one pointer per workspace and second, `qs:rate:{workspace}:{s}`,
-holding the next free instant of that second (a fresh second starts where the
+Reservations (jobs.broker.scripts.RESERVE_SLOTS): one pointer per workspace and
+second, holding the next free instant of that second (a fresh second starts where the
 one before left off). A job due at t (or now, if t has passed: unused capacity
 of the past is not handed out, it would be a burst) takes max(t, pointer) if that
 lies within t's second, else the first later second with room, and moves that
@@ -18,7 +18,6 @@ its second's pointer passed is pushed on by less than one second.
 """
 
 import logging
-import time
 from collections import defaultdict
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -26,73 +25,16 @@ from datetime import UTC, datetime
 from django.conf import settings
 from redis.exceptions import RedisError
 
+from jobs import broker
 from jobs.models import Workspace
-from jobs.queues import redis_connection
 from jobs.sendtime import SendPlan
 from jobs.workspaces import workspace_rules
 
 logger = logging.getLogger(__name__)
 
-KEY_PREFIX = "qs:rate:"
-# A second's pointer is kept this long after the second has passed: it is only
-# read until then (due times are taken from now on), give or take clock skew.
-KEY_TTL_S = 300
 # Due times per script call: bounds how long one call holds Redis.
 CHUNK = 2_000
 RATE_LIMITED = "rate-limit"
-
-# ARGV: key prefix, rate, key TTL after its second, now, then due times (epoch s).
-# Returns the reserved instants as strings (Lua numbers become integers).
-# `skip[s]` remembers, within this call, a later second to look at for a job
-# that finds second s full, so a 50,000-job campaign is not O(n^2).
-RESERVE_LUA = """
-local prefix, rate, ttl = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
-local now, step = tonumber(ARGV[4]), 1 / tonumber(ARGV[2])
-local pointer, dirty, skip, out = {}, {}, {}, {}
-local function stored(s) return tonumber(redis.call('GET', prefix .. s) or 0) end
-local function next_free(s)
-  if pointer[s] == nil then
-    local own = stored(s)
-    if own == 0 then
-      -- A fresh second carries on from the one before: even spacing across.
-      own = math.max(s, pointer[s - 1] or stored(s - 1))
-    end
-    pointer[s] = own
-  end
-  return pointer[s]
-end
--- In second s (the margin keeps float sums from making room for one more).
-local function fits(s, at) return at < s + 1 - step / 1000 end
-for i = 5, #ARGV do
-  local due = tonumber(ARGV[i])
-  -- Capacity before now is gone: using it would release a burst at once.
-  local start = math.max(due, now)
-  local s = math.floor(start)
-  local at = math.max(start, next_free(s))
-  if not fits(s, at) then
-    local visited = {}
-    s = s + 1
-    while true do
-      while skip[s] do table.insert(visited, s); s = skip[s] end
-      at = next_free(s)
-      if fits(s, at) then break end
-      table.insert(visited, s)
-      s = s + 1
-    end
-    for _, v in ipairs(visited) do skip[v] = s end
-  end
-  pointer[s] = at + step
-  dirty[s] = true
-  -- Not moved: the due time stands (a job due already goes at once).
-  if at == start then at = due end
-  table.insert(out, string.format('%.6f', at))
-end
-for s, _ in pairs(dirty) do
-  redis.call('SET', prefix .. s, string.format('%.6f', pointer[s]),
-             'EXAT', s + ttl)
-end
-return out
-"""
 
 
 def reserve_slots(
@@ -105,16 +47,14 @@ def reserve_slots(
     """
     if rate <= 0 or not due_times:
         return list(due_times)
-    client = redis_connection()
-    prefix = f"{KEY_PREFIX}{workspace_id}:"
     reserved: list[datetime] = []
     for start in range(0, len(due_times), CHUNK):
         chunk = due_times[start : start + CHUNK]
-        stamps = [repr(due.timestamp()) for due in chunk]
-        now = repr(time.time())
-        raw = client.eval(RESERVE_LUA, 0, prefix, rate, KEY_TTL_S, now, *stamps)
-        for due, value in zip(chunk, raw, strict=True):
-            at = datetime.fromtimestamp(float(value), UTC)
+        stamps = broker.reserve_slots(
+            workspace_id, rate, [due.timestamp() for due in chunk]
+        )
+        for due, stamp in zip(chunk, stamps, strict=True):
+            at = datetime.fromtimestamp(stamp, UTC)
             # Never before the due time, even by the rounding of the float.
             reserved.append(at if at > due else due)
     return reserved

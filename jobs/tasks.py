@@ -1,49 +1,47 @@
-"""RQ entry points. They take ids, never model objects."""
+"""RQ entry points. They take ids, never model objects.
+
+Our worker (jobs.processes.worker) never runs `deliver`: it claims delivery jobs
+in bulk and delivers them through the same service (jobs.services.deliveries). A
+stock RQ worker runs it, one job at a time, and records the end itself: so the
+task tells RQ what the database decided (retry when, or no more attempts).
+"""
 
 import logging
+import math
+import time
 
 from rq import get_current_job
 
-from jobs import delivery, metrics, services
+from jobs import broker, delivery, services
 from jobs.models import Job
 
 logger = logging.getLogger(__name__)
 
 
 class CallbackFailed(Exception):
-    """Raised so RQ retries the job (or records its final failure)."""
+    """Raised so RQ records the attempt as failed (and retries it if told to)."""
 
 
-def deliver(job_id: str | None = None) -> dict:
-    """POST one job's message to the backend; raise on failure so RQ retries it.
-
-    Enqueued without arguments: the Job's id is the RQ job's own id.
-    """
+def deliver() -> dict:
+    """POST one job's message to the backend (the RQ job's id is the Job's)."""
     rq_job = get_current_job()
-    job_id = job_id or rq_job.id
-    worker = (rq_job.worker_name or "") if rq_job else ""
-    job = services.job_start_attempt(job_id=job_id, worker=worker)
+    job, decision = services.deliver_one(rq_job.id, worker=rq_job.worker_name or "")
     if job is None:
-        logger.info("job %s is no longer pending; not delivered", job_id)
+        logger.info("job %s is no longer pending; not delivered", rq_job.id)
         return {"delivered": False}
-    outcome = delivery.deliver_job(job)
-    has_retries = bool(rq_job and rq_job.retries_left)
-    will_retry = not outcome.ok and not outcome.permanent and has_retries
-    result = "delivered" if outcome.ok else ("retry" if will_retry else "failed")
-    # Before recording: a retry moves job.scheduled_for to the next attempt's time.
-    metrics.PENDING.attempt(result, outcome, due=job.scheduled_for)
-    job = services.job_record_attempt(job=job, outcome=outcome, will_retry=will_retry)
-    if outcome.ok:
-        return {"delivered": True, "httpStatus": outcome.http_status}
-    if rq_job is not None:
-        # RQ decides from these whether, and how soon, it runs the job again.
-        if not will_retry:
-            rq_job.retries_left = 0
-        else:
-            # The time recorded on the row: backoff, Retry-After and rate limit.
-            rq_job.meta["retry_at"] = job.scheduled_for.timestamp()
+    if decision == broker.COMPLETED:
+        return {"delivered": True, "httpStatus": job.last_http_status}
+    if decision == broker.FAILED:
+        rq_job.retries_left = 0
+    else:
+        # One more run, at the time the database recorded (backoff, Retry-After,
+        # rate limit). RQ's scheduled registry keeps whole seconds and may release
+        # a job up to a second early: round up, plus one.
+        rq_job.retries_left = 1
+        rq_job.retry_intervals = [math.ceil(decision - time.time()) + 1]
     # The status only: the backend's answer (stored, truncated) may echo the message.
-    reason = f"HTTP {outcome.http_status}" if outcome.http_status else "no answer"
+    status = job.last_http_status
+    reason = f"HTTP {status}" if status else "no answer"
     raise CallbackFailed(f"attempt {job.attempts} of {job.max_attempts}: {reason}")
 
 

@@ -102,7 +102,7 @@ class JobView(JobStatusView):
         try:
             job = job_cancel(job_id=job.pk, actor=actor(request))
         except IllegalTransition as exc:
-            raise Conflict(str(exc).replace("remove", "cancel")) from None
+            raise Conflict(str(exc)) from None
         return Response({"success": True, **JobOutput(job).data})
 
 

@@ -12,8 +12,8 @@ from django.views.decorators.http import require_POST
 from redis.exceptions import RedisError
 
 from jobs import services, stats
+from jobs.broker import live_workers
 from jobs.models import AuditEntry, Job, PausedScope
-from jobs.queues import live_workers
 from jobs.search import search_jobs
 from queueservices.access import dashboard_required
 

@@ -6,8 +6,8 @@ from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from jobs import broker
 from jobs.models import Job
-from jobs.queues import redis_connection
 from jobs.services import job_schedule, jobs_schedule_batch
 from queueservices.auth import check_workspace
 from queueservices.batch import (
@@ -137,7 +137,7 @@ class HealthView(APIView):
 
     def get(self, request):
         checks = {"database": _check(lambda: connection.ensure_connection())}
-        checks["redis"] = _check(lambda: redis_connection().ping())
+        checks["redis"] = _check(broker.ping)
         healthy = all(value == "ok" for value in checks.values())
         return Response({"success": healthy, **checks}, status=200 if healthy else 503)
 

@@ -136,7 +136,7 @@ def test_remove_refuses_a_completed_job(client, backend, work):
     job_id = post(client, "/api/schedule-sms", SMS).json()["jobId"]
     work(until=lambda: status(job_id) == "completed")
     response = act(client, job_id, "remove")
-    assert b"Cannot remove a job that is completed" in response.content
+    assert b"Cannot cancel a job that is completed" in response.content
     assert status(job_id) == "completed"
 
 

@@ -115,7 +115,7 @@ def test_admin_remove_action_goes_through_the_service(client, staff, jobs, redis
     assert Job.objects.get(pk=jobs["email"]).status == "waiting"
     assert redis.lrange("rq:queue:send-sms-queue", 0, -1) == []
     entry = AuditEntry.objects.get()
-    assert (entry.actor, entry.action) == ("root", "remove")
+    assert (entry.actor, entry.action) == ("root", "cancel")
 
 
 def test_admin_refuses_an_illegal_action_with_a_message(client, staff, jobs):

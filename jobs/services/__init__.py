@@ -1,25 +1,18 @@
-"""The only code that changes a Job's status or talks to the queues.
+"""The only code that changes a Job's status or hands jobs to the broker.
 
-scheduling: new jobs; attempts: a worker's bookkeeping around one callback;
-operator: dashboard and admin actions; control: cancel, pause, resume and
-reschedule from the API, one job or a whole campaign or workspace; recovery: what
-the watchdog repairs.
+scheduling / batch: new jobs; deliveries and attempts: a worker's bookkeeping
+around callbacks; operator: one job's actions (dashboard, admin, API); control:
+cancel, pause, resume and reschedule of one job or a whole campaign or workspace
+(through chunks); holds: pauses that hold new jobs; recovery: what the watchdog
+repairs.
 """
 
 from jobs.services.attempts import (
-    job_record_attempt,
     job_record_webhook,
-    job_start_attempt,
     jobs_record_attempts,
     jobs_start_attempts,
 )
-from jobs.services.bulk import BatchItem, ItemResult, jobs_schedule_batch
-from jobs.services.common import (
-    IllegalTransition,
-    QueueUnavailable,
-    backoff_seconds,
-    retry_wait_seconds,
-)
+from jobs.services.batch import BatchItem, ItemResult, jobs_schedule_batch
 from jobs.services.control import (
     Counts,
     NewTime,
@@ -29,6 +22,12 @@ from jobs.services.control import (
     jobs_reschedule,
     jobs_resume,
 )
+from jobs.services.deliveries import deliver_claimed, deliver_one
+from jobs.services.errors import (
+    IdempotencyConflict,
+    IllegalTransition,
+    QueueUnavailable,
+)
 from jobs.services.operator import (
     job_cancel,
     job_promote,
@@ -37,35 +36,33 @@ from jobs.services.operator import (
     jobs_retry_failed,
 )
 from jobs.services.recovery import job_recover_stalled, job_requeue_lost
-from jobs.services.scheduling import IdempotencyConflict, job_schedule
+from jobs.services.scheduling import job_schedule
 
 __all__ = [
     "BatchItem",
-    "ItemResult",
     "Counts",
-    "NewTime",
-    "job_reschedule",
-    "jobs_cancel",
-    "jobs_pause",
-    "jobs_reschedule",
-    "jobs_resume",
     "IdempotencyConflict",
     "IllegalTransition",
+    "ItemResult",
+    "NewTime",
     "QueueUnavailable",
-    "backoff_seconds",
+    "deliver_claimed",
+    "deliver_one",
     "job_cancel",
     "job_promote",
-    "job_record_attempt",
     "job_record_webhook",
     "job_recover_stalled",
     "job_requeue_lost",
+    "job_reschedule",
     "job_retry",
     "job_schedule",
-    "job_start_attempt",
+    "jobs_cancel",
     "jobs_clean_completed",
+    "jobs_pause",
     "jobs_record_attempts",
+    "jobs_reschedule",
+    "jobs_resume",
     "jobs_retry_failed",
     "jobs_schedule_batch",
     "jobs_start_attempts",
-    "retry_wait_seconds",
 ]

@@ -1,67 +1,39 @@
-"""A worker's bookkeeping around one callback attempt."""
+"""A worker's bookkeeping around callback attempts, for any number of jobs at once:
+a stock RQ worker's one job (jobs.tasks.deliver) is a batch of one."""
 
 from collections import defaultdict
 from datetime import timedelta
 
-from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
-from rq import Retry
 
+from jobs import broker
 from jobs.delivery import Outcome
 from jobs.models import Job, JobAttempt
-from jobs.queues import get_queue
+from jobs.queues import WEBHOOK_QUEUE
 from jobs.ratelimit import retry_times_within_rate
-from jobs.services.common import PENDING, backoff_seconds, retry_wait_seconds
+from jobs.retries import retry_wait_seconds, webhook_waits
 from jobs.services.holds import jobs_hold_paused
 
-WEBHOOK_QUEUE = "my-queue"
-
-
-def job_start_attempt(*, job_id: str, worker: str = "") -> Job | None:
-    """Mark the job active and count the attempt.
-
-    Returns None when the job must not be delivered: unknown, cancelled, already
-    completed (a redelivery after a worker crash), or held by a paused campaign or
-    workspace (then set paused: jobs.services.holds).
-    """
-    jobs_hold_paused(job_ids=[job_id])
-    started = Job.objects.filter(pk=job_id, status__in=PENDING).update(
-        status=Job.Status.ACTIVE,
-        attempts=F("attempts") + 1,
-        started_at=timezone.now(),
-        worker=worker,
-    )
-    return Job.objects.get(pk=job_id) if started else None
-
-
-def job_record_attempt(*, job: Job, outcome: Outcome, will_retry: bool) -> Job:
-    """Store the attempt and move the job to completed, delayed (retry) or failed.
-
-    A final failure also queues the failure webhook.
-    """
-    _save_attempt(job, outcome)
-    changes = _outcome_changes(job, outcome, will_retry, timezone.now())
-    if will_retry:
-        # A retry is a message to the backend too: it counts toward the rate.
-        [changes["scheduled_for"]] = retry_times_within_rate(
-            [(job.workspace_id, changes["scheduled_for"])]
-        )
-    Job.objects.filter(pk=job.pk).update(**changes)
-    for field, value in changes.items():
-        setattr(job, field, value)
-    if job.status == Job.Status.FAILED:
-        _queue_failure_webhook(job)
-    return job
+# Rows a worker may start an attempt on. Not `active`: an active row is someone
+# else's attempt in flight (a claim Redis lost in a restart and handed out again
+# must not deliver twice); if that worker is gone the watchdog writes the attempt
+# off and queues the job again.
+STARTABLE = [Job.Status.WAITING, Job.Status.DELAYED]
 
 
 def jobs_start_attempts(*, job_ids: list[str], worker: str) -> list[Job]:
-    """job_start_attempt for a batch, in two statements (and a read for paused
-    scopes); returns the jobs to deliver."""
+    """Mark the jobs active and count their attempt, in two statements (and a read
+    for paused scopes); returns the jobs to deliver.
+
+    Left out: unknown, cancelled, completed (a redelivery after a worker crash),
+    active elsewhere, or held by a paused campaign or workspace (then set paused:
+    jobs.services.holds).
+    """
     jobs_hold_paused(job_ids=job_ids)
     now = timezone.now()
-    Job.objects.filter(pk__in=job_ids, status__in=PENDING).update(
+    Job.objects.filter(pk__in=job_ids, status__in=STARTABLE).update(
         status=Job.Status.ACTIVE,
         attempts=F("attempts") + 1,
         started_at=now,
@@ -75,40 +47,34 @@ def jobs_start_attempts(*, job_ids: list[str], worker: str) -> list[Job]:
 
 
 def jobs_record_attempts(*, results: list[tuple[Job, Outcome]]) -> dict[str, object]:
-    """job_record_attempt for a batch: one insert, one update per kind of success.
+    """Store each attempt and move its job to completed, delayed (a retry) or failed:
+    one insert, one update per kind of success, one per failure. A final failure
+    queues the failure webhook.
 
-    Returns, per job id, "completed", "failed", or the epoch seconds of its retry.
-    The attempts left come from the database (attempts < max_attempts).
+    Returns, per job id, broker.COMPLETED, broker.FAILED, or the epoch seconds of
+    its retry. The attempts left come from the database (attempts < max_attempts).
     """
     now = timezone.now()
-    try:
-        with transaction.atomic():
-            JobAttempt.objects.bulk_create(
-                [
-                    JobAttempt(job=job, number=job.attempts, **_attempt_fields(o))
-                    for job, o in results
-                ]
-            )
-    except IntegrityError:
-        for job, outcome in results:
-            _save_attempt(job, outcome)
+    _save_attempts(results)
     decisions: dict[str, object] = {}
     completed = defaultdict(list)
     failures = []
     for job, outcome in results:
         if outcome.ok:
             completed[outcome.http_status].append(job.pk)
-            decisions[str(job.id)] = "completed"
+            decisions[str(job.id)] = broker.COMPLETED
             continue
         will_retry = not outcome.permanent and job.attempts < job.max_attempts
-        failures.append((job, _outcome_changes(job, outcome, will_retry, now)))
+        failures.append((job, _failure_changes(job, outcome, will_retry, now)))
     _retries_within_rate(failures)
     for job, changes in failures:
         Job.objects.filter(pk=job.pk).update(**changes)
+        for field, value in changes.items():
+            setattr(job, field, value)
         if changes["status"] == Job.Status.DELAYED:
             decisions[str(job.id)] = changes["scheduled_for"].timestamp()
         else:
-            decisions[str(job.id)] = "failed"
+            decisions[str(job.id)] = broker.FAILED
             _queue_failure_webhook(job)
     for http_status, pks in completed.items():
         Job.objects.filter(pk__in=pks).update(
@@ -117,11 +83,33 @@ def jobs_record_attempts(*, results: list[tuple[Job, Outcome]]) -> dict[str, obj
             last_http_status=http_status,
             last_error="",
         )
+    for job, outcome in results:
+        if outcome.ok:
+            job.status, job.finished_at = Job.Status.COMPLETED, now
     return decisions
 
 
+def _save_attempts(results: list[tuple[Job, Outcome]]) -> None:
+    rows = [
+        JobAttempt(job=job, number=job.attempts, **_attempt_fields(outcome))
+        for job, outcome in results
+    ]
+    try:
+        with transaction.atomic():
+            JobAttempt.objects.bulk_create(rows)
+    except IntegrityError:
+        # The watchdog already wrote one of these attempts off as stalled; its
+        # worker was only slow, so what it saw is the truth.
+        for row in rows:
+            fields = {name: getattr(row, name) for name in _ATTEMPT_FIELDS}
+            JobAttempt.objects.update_or_create(
+                job=row.job, number=row.number, defaults=fields
+            )
+
+
 def _retries_within_rate(failures: list[tuple[Job, dict]]) -> None:
-    """Move the retries' times where the workspaces' rate limits allow them."""
+    """Move the retries' times where the workspaces' rate limits allow them: a
+    retry is a message to the backend too."""
     retrying = [(job, c) for job, c in failures if c["status"] == Job.Status.DELAYED]
     times = retry_times_within_rate(
         [(job.workspace_id, changes["scheduled_for"]) for job, changes in retrying]
@@ -130,12 +118,14 @@ def _retries_within_rate(failures: list[tuple[Job, dict]]) -> None:
         changes["scheduled_for"] = at
 
 
-def _outcome_changes(job: Job, outcome: Outcome, will_retry: bool, now) -> dict:
+def _failure_changes(job: Job, outcome: Outcome, will_retry: bool, now) -> dict:
     changes = {"last_http_status": outcome.http_status, "last_error": outcome.error}
-    if outcome.ok:
-        changes.update(status=Job.Status.COMPLETED, finished_at=now)
-    elif will_retry:
-        wait = retry_wait_seconds(job.attempts, outcome.retry_after_s)
+    if will_retry:
+        wait = (
+            0
+            if outcome.lost
+            else retry_wait_seconds(job.attempts, outcome.retry_after_s)
+        )
         changes.update(
             status=Job.Status.DELAYED, scheduled_for=now + timedelta(seconds=wait)
         )
@@ -144,6 +134,9 @@ def _outcome_changes(job: Job, outcome: Outcome, will_retry: bool, now) -> dict:
             status=Job.Status.FAILED, finished_at=now, webhook_status="pending"
         )
     return changes
+
+
+_ATTEMPT_FIELDS = ["started_at", "duration_ms", "http_status", "error", "succeeded"]
 
 
 def _attempt_fields(outcome: Outcome) -> dict:
@@ -156,29 +149,13 @@ def _attempt_fields(outcome: Outcome) -> dict:
     }
 
 
-def _save_attempt(job: Job, outcome: Outcome) -> None:
-    fields = _attempt_fields(outcome)
-    try:
-        with transaction.atomic():
-            JobAttempt.objects.create(job=job, number=job.attempts, **fields)
-    except IntegrityError:
-        # The watchdog already wrote this attempt off as stalled; the worker was
-        # only slow, so what it saw is the truth.
-        JobAttempt.objects.filter(job=job, number=job.attempts).update(**fields)
-
-
 def _queue_failure_webhook(job: Job) -> None:
-    attempts = settings.WEBHOOK_ATTEMPTS
-    retry = None
-    if attempts > 1:
-        retry = Retry(
-            max=attempts - 1, interval=[backoff_seconds(n) for n in range(1, attempts)]
-        )
-    get_queue(WEBHOOK_QUEUE).enqueue_call(
+    broker.enqueue_task(
+        WEBHOOK_QUEUE,
         "jobs.tasks.report_failure",
-        args=(str(job.id),),
+        (str(job.id),),
         job_id=f"{job.id}-webhook",
-        retry=retry,
+        retry_waits=webhook_waits(),
     )
 
 

@@ -1,7 +1,7 @@
 """Paused campaigns and workspaces (jobs.models.PausedScope) hold new jobs too.
 
 jobs_pause records the scope before it pauses the jobs that exist; a job scheduled
-later for it is written paused (jobs.services.scheduling, jobs.services.bulk), and
+later for it is written paused (jobs.services.scheduling, jobs.services.batch), and
 the worker sets paused any row of a paused scope it is handed (a request that
 checked just before the pause was recorded). jobs_resume and jobs_cancel delete
 the record before they list the paused jobs, and whoever writes a paused row
@@ -15,6 +15,7 @@ from collections.abc import Iterable
 from django.db.models import Exists, OuterRef, Q
 
 from jobs.models import Job, PausedScope
+from jobs.services.chunks import release
 
 Pair = tuple[str, str]  # (campaign_id, workspace_id) of a job
 
@@ -84,9 +85,6 @@ def release_unheld(jobs: list[Job]) -> None:
     free = [job for job in paused if (job.campaign_id, job.workspace_id) not in held]
     if not free:
         return
-    # Imported here: jobs.services.control imports the scheduling modules' siblings.
-    from jobs.services.control import release
-
     release([job.pk for job in free])
     states = dict(
         Job.objects.filter(pk__in=[job.pk for job in free]).values_list("pk", "status")
@@ -112,7 +110,7 @@ def jobs_hold_paused(*, job_ids: list) -> list:
 
     For a request that checked for a pause just before jobs_pause recorded it and
     committed its row after jobs_pause listed the jobs. The RQ job was consumed;
-    resume builds it again (jobs.services.control._create).
+    resume places it again (jobs.services.chunks).
     """
     # The common case, no pause anywhere: one read, no write lock.
     if not PausedScope.objects.exists():

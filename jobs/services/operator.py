@@ -1,4 +1,4 @@
-"""Operator actions from the dashboard and the admin, each audited."""
+"""Operator actions from the dashboard, the admin and the API, each audited."""
 
 from datetime import timedelta
 
@@ -7,16 +7,14 @@ from django.db.models import F
 from django.utils import timezone
 from redis.exceptions import RedisError
 
+from jobs import broker
 from jobs.models import Job
-from jobs.queues import get_scheduler
 from jobs.ratelimit import retry_times_within_rate
-from jobs.services.common import (
-    IllegalTransition,
-    QueueUnavailable,
-    audit,
-    delete_rq_job,
-    enqueue_delivery,
-)
+from jobs.services.audit import audit
+from jobs.services.errors import IllegalTransition, QueueUnavailable
+from jobs.services.storing import placed, placement
+
+CANCELLABLE = [Job.Status.WAITING, Job.Status.DELAYED, Job.Status.PAUSED]
 
 
 def _transition(job_id, *, allowed: list[str], to: str, action: str, **changes) -> Job:
@@ -52,8 +50,7 @@ def job_retry(*, job_id, actor: str) -> Job:
         finished_at=None,
     )
     try:
-        delete_rq_job(job)
-        enqueue_delivery(job, delayed=at > now)
+        broker.requeue([placement(job)])
     except RedisError as exc:
         Job.objects.filter(pk=job.pk).update(status=Job.Status.FAILED)
         raise QueueUnavailable(str(exc)) from exc
@@ -62,22 +59,20 @@ def job_retry(*, job_id, actor: str) -> Job:
 
 
 def job_cancel(*, job_id, actor: str) -> Job:
-    """Remove a waiting, delayed or paused job: it will not be delivered."""
+    """Cancel a waiting, delayed or paused job: it will not be delivered."""
     job = _transition(
         job_id,
-        allowed=[Job.Status.WAITING, Job.Status.DELAYED, Job.Status.PAUSED],
+        allowed=CANCELLABLE,
         to=Job.Status.CANCELLED,
-        action="remove",
+        action="cancel",
         finished_at=timezone.now(),
     )
     # The row is the guard (a worker skips cancelled jobs); Redis cleanup frees memory.
     try:
-        scheduler = get_scheduler()
-        scheduler.connection.zrem(scheduler.scheduled_jobs_key, str(job.id))
-        delete_rq_job(job)
+        broker.unplace([placed(job)], delete=True)
     except RedisError:
         pass
-    audit(actor, "remove", job=job)
+    audit(actor, "cancel", job=job)
     return job
 
 
@@ -87,7 +82,7 @@ def job_promote(*, job_id, actor: str) -> Job:
     if job is None or job.status != Job.Status.DELAYED:
         raise IllegalTransition(f"Cannot promote a job that is {job and job.status}.")
     try:
-        moved = get_scheduler().promote(str(job.id))
+        moved = broker.promote(str(job.id))
     except RedisError as exc:
         raise QueueUnavailable(str(exc)) from exc
     if not moved:

@@ -1,14 +1,17 @@
-"""Repairs made by the watchdog (jobs.watchdog): the database is the source of truth."""
+"""Repairs made by the watchdog (jobs.processes.watchdog): the database is the
+source of truth, and Redis is made to match it."""
 
 import logging
 from datetime import datetime
 
 from django.utils import timezone
 
+from jobs import broker
 from jobs.delivery import Outcome
 from jobs.models import Job
-from jobs.services.attempts import job_record_attempt
-from jobs.services.common import audit, delete_rq_job, enqueue_delivery
+from jobs.services.attempts import jobs_record_attempts
+from jobs.services.audit import audit
+from jobs.services.storing import placement
 
 logger = logging.getLogger(__name__)
 WATCHDOG = "watchdog"
@@ -19,32 +22,41 @@ def job_recover_stalled(*, job_id, started_at: datetime, reason: str) -> Job | N
 
     Guarded on the attempt's start time, so an attempt that finished (or a new
     one that started) meanwhile is left alone. The lost attempt counts; when it
-    was the last one the job fails and the failure webhook is sent.
+    was the last one the job fails and the failure webhook is sent. The retry
+    waits for no backoff (the backend is not to blame), only for the workspace's
+    rate limit.
     """
     now = timezone.now()
-    taken = Job.objects.filter(
+    job = Job.objects.filter(
         pk=job_id, status=Job.Status.ACTIVE, started_at=started_at
-    ).update(status=Job.Status.DELAYED)
-    if not taken:
+    ).first()
+    if job is None:
         return None
-    job = Job.objects.get(pk=job_id)
     lost = Outcome(
         ok=False,
         http_status=None,
         error=f"attempt lost: {reason}",
         started_at=started_at,
         duration_ms=round((now - started_at).total_seconds() * 1000),
+        lost=True,
     )
-    will_retry = job.attempts < job.max_attempts
-    job = job_record_attempt(job=job, outcome=lost, will_retry=will_retry)
-    delete_rq_job(job)
-    if will_retry:
-        Job.objects.filter(pk=job.pk).update(
-            status=Job.Status.WAITING, scheduled_for=now
-        )
-        enqueue_delivery(job, delayed=False)
+    # Guarded like a worker's own record: only while the attempt is still this one.
+    taken = Job.objects.filter(
+        pk=job_id, status=Job.Status.ACTIVE, started_at=started_at
+    ).update(status=Job.Status.DELAYED)
+    if not taken:
+        return None
+    job.status = Job.Status.DELAYED
+    decisions = jobs_record_attempts(results=[(job, lost)])
+    retried = decisions[str(job.id)] != broker.FAILED
+    if retried:
+        # The retry's time may be now: the scheduler moves it at once, or a
+        # little later when the rate limit says so.
+        broker.requeue([placement(job)])
+    else:
+        broker.unplace([broker.Placed(str(job.id), job.queue)], delete=True)
     logger.warning(
-        "job %s: %s; %s", job.id, lost.error, "re-queued" if will_retry else "failed"
+        "job %s: %s; %s", job.id, lost.error, "re-queued" if retried else "failed"
     )
     audit(WATCHDOG, "recover stalled", job=job, detail=reason)
     return job
@@ -57,9 +69,10 @@ def job_requeue_lost(*, job_id) -> Job | None:
     ).first()
     if job is None:
         return None
-    delete_rq_job(job)
-    enqueue_delivery(job, delayed=False)
+    # Due now: it is overdue, or it would not have been found.
     Job.objects.filter(pk=job.pk, status=job.status).update(status=Job.Status.WAITING)
+    job.status = Job.Status.WAITING
+    broker.requeue([placement(job)])
     logger.warning("job %s was missing from Redis; re-queued", job.id)
     audit(WATCHDOG, "re-queue lost", job=job)
     return job

@@ -1,7 +1,7 @@
 """django-rq's rqscheduler with defaults for our scheduler class.
 
-jobs.scheduler.PreciseScheduler sleeps until the next due job; --interval is only
-the longest it sleeps without a look (a safety net), so 1 s is the default.
+jobs.processes.scheduler.PreciseScheduler sleeps until the next due job; --interval
+is only the longest it sleeps without a look (a safety net), so 1 s is the default.
 """
 
 from django_rq.management.commands import rqscheduler

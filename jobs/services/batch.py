@@ -6,9 +6,8 @@ for the idempotency keys, one insert and one Redis transaction for the lot.
 
 from collections import defaultdict
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 
-from django.conf import settings
 from django.db import IntegrityError
 from django.utils import timezone
 from redis.exceptions import RedisError
@@ -16,14 +15,12 @@ from redis.exceptions import RedisError
 from jobs.models import Job, Workspace
 from jobs.ratelimit import plans_within_rate, rate_of
 from jobs.sendtime import SendTimeError, plan_for_request
-from jobs.services.common import QueueUnavailable, store_and_enqueue
+from jobs.services.errors import IdempotencyConflict, QueueUnavailable
 from jobs.services.holds import holds_for, release_unheld
-from jobs.services.scheduling import _campaign_id, _request_hash, new_job
+from jobs.services.idempotency import earlier_jobs, request_hash
+from jobs.services.scheduling import campaign_id, new_job
+from jobs.services.storing import store_and_place
 
-KEY_CONFLICT = "This idempotency key was already used with a different request."
-# What a replayed message's result needs from its earlier job.
-REPLAY_FIELDS = ["id", "workspace_id", "idempotency_key", "request_hash"]
-REPLAY_FIELDS += ["created_at", "scheduled_for"]
 NOT_SCHEDULED = "Valid, but not scheduled: the batch is atomic and a message failed."
 
 
@@ -75,7 +72,7 @@ def jobs_schedule_batch(
         if dry_run or not fresh:
             return [results[index] for index in sorted(results)]
         try:
-            store_and_enqueue(fresh)
+            store_and_place(fresh)
             break
         except IntegrityError:
             # A concurrent request took one of the keys: look them up again.
@@ -88,22 +85,26 @@ def jobs_schedule_batch(
 def _prepare(items, now) -> tuple[dict[int, ItemResult], list[Job]]:
     """Each item's result and the unsaved rows of the jobs to create."""
     workspaces = _workspaces(items)
-    known = _earlier_jobs(items, now)
+    known = earlier_jobs(
+        {(_workspace_id(item), item.idempotency_key) for item in items
+         if item.idempotency_key},
+        now,
+    )  # fmt: skip
     # Keys first used in this batch: (its index, request hash), and the indexes of
     # later messages replaying it.
     first_use, replays = {}, defaultdict(list)
     results, planned = {}, []
     for item in items:
         workspace_id = _workspace_id(item)
-        request_hash = _request_hash(item.job_type, item.payload)
+        digest = request_hash(item.job_type, item.payload)
         key = (workspace_id, item.idempotency_key)
         earlier = known.get(key) if item.idempotency_key else None
         first = first_use.get(key) if item.idempotency_key else None
         if earlier is not None or first is not None:
             earlier_hash = earlier.request_hash if earlier is not None else first[1]
-            if earlier_hash != request_hash:
+            if earlier_hash != digest:
                 results[item.index] = ItemResult(
-                    item.index, errors={"idempotencyKey": [KEY_CONFLICT]}
+                    item.index, errors={"idempotencyKey": [IdempotencyConflict.message]}
                 )
             elif earlier is not None:
                 results[item.index] = ItemResult(item.index, job=earlier, replayed=True)
@@ -120,19 +121,19 @@ def _prepare(items, now) -> tuple[dict[int, ItemResult], list[Job]]:
             )
             continue
         if item.idempotency_key:
-            first_use[key] = (item.index, request_hash)
-        planned.append((item, plan, request_hash))
+            first_use[key] = (item.index, digest)
+        planned.append((item, plan, digest))
     # Paused campaigns and workspaces hold their new jobs (one query for the
     # batch); held jobs take no rate-limit slot, as in job_schedule.
     held = holds_for((_pair(item) for item, _, _ in planned), fresh=False)
     free = [entry for entry in planned if _pair(entry[0]) not in held]
     fresh = []
-    for item, plan, request_hash in [
+    for item, plan, digest in [
         *_within_rate(free, workspaces),
         *(entry for entry in planned if _pair(entry[0]) in held),
     ]:
         job = new_job(
-            item.job_type, item.payload, plan, item.idempotency_key, request_hash, held
+            item.job_type, item.payload, plan, item.idempotency_key, digest, held
         )
         fresh.append(job)
         results[item.index] = ItemResult(item.index, job=job)
@@ -153,8 +154,8 @@ def _within_rate(planned: list, workspaces: dict[str, Workspace]) -> list:
             rate = rate_of(workspaces.get(workspace_id))
             limited = plans_within_rate(workspace_id, plans, rate)
             for position, plan in zip(positions, limited, strict=True):
-                item, _, request_hash = planned[position]
-                planned[position] = (item, plan, request_hash)
+                item, _, digest = planned[position]
+                planned[position] = (item, plan, digest)
     except RedisError as exc:
         raise QueueUnavailable(str(exc)) from exc
     return planned
@@ -165,37 +166,12 @@ def _workspace_id(item: BatchItem) -> str:
 
 
 def _pair(item: BatchItem) -> tuple[str, str]:
-    return _campaign_id(item.payload), _workspace_id(item)
+    return campaign_id(item.payload), _workspace_id(item)
 
 
 def _workspaces(items) -> dict[str, Workspace]:
     rows = Workspace.objects.filter(workspace_id__in={_workspace_id(i) for i in items})
     return {workspace.workspace_id: workspace for workspace in rows}
-
-
-def _earlier_jobs(items, now) -> dict[tuple[str, str], Job]:
-    """Live jobs made with the items' keys; keys older than the TTL are retired."""
-    keyed = [item for item in items if item.idempotency_key]
-    if not keyed:
-        return {}
-    rows = Job.objects.filter(
-        workspace_id__in={_workspace_id(item) for item in keyed},
-        idempotency_key__in={item.idempotency_key for item in keyed},
-    ).only(*REPLAY_FIELDS)
-    wanted = {(_workspace_id(item), item.idempotency_key) for item in keyed}
-    expired_before = now - timedelta(seconds=settings.IDEMPOTENCY_TTL_S)
-    live, expired = {}, []
-    for job in rows:
-        key = (job.workspace_id, job.idempotency_key)
-        if key not in wanted:
-            continue
-        if job.created_at < expired_before:
-            expired.append(job.pk)
-        else:
-            live[key] = job
-    if expired:
-        Job.objects.filter(pk__in=expired).update(idempotency_key=None)
-    return live
 
 
 def _refuse_all(results: dict[int, ItemResult]) -> list[ItemResult]:

@@ -1,0 +1,99 @@
+"""A worker's side of a delivery job: claiming it and recording how it ended, in
+RQ's own registries so RQ's tools and django-rq's dashboard see what we do."""
+
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from django.conf import settings
+from rq.utils import utcformat
+
+import jobs.broker.keys as keys
+import jobs.broker.scripts as scripts
+from jobs.broker.connection import redis_connection
+from jobs.broker.placing import Placed, schedule_saved
+
+RESULT_TTL_S = 3600
+FAILURE_TTL_S = 365 * 24 * 3600
+COMPLETED, FAILED = "completed", "failed"
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """What one claim got: delivery jobs, or one id popped from another queue
+    (`other`: queue name, job id) for RQ's usual one-job path."""
+
+    deliveries: list[Placed]
+    other: tuple[str, str] | None = None
+
+
+def claim(
+    worker: str,
+    delivery_queues: list[str],
+    other_queues: list[str] = (),
+    *,
+    limit: int,
+    block_s: float = 0,
+) -> Claim:
+    """Claim up to `limit` jobs from the delivery queues (in order) for `worker`:
+    status started, in their queue's started registry until JOB_STALL_TIMEOUT_MS
+    (+ a minute) from now. With nothing there and `block_s`, wait that long for a
+    job on any of the queues (BLPOP) and claim it."""
+    found = _claim(worker, delivery_queues, limit)
+    if found or not block_s:
+        return Claim(found)
+    watched = [*delivery_queues, *other_queues]
+    popped = redis_connection().blpop([keys.queue(q) for q in watched], block_s)
+    if not popped:
+        return Claim([])
+    key, job_id = popped[0].decode(), popped[1].decode()
+    name = watched[[keys.queue(q) for q in watched].index(key)]
+    if name not in delivery_queues:
+        return Claim([], other=(name, job_id))
+    return Claim(_claim(worker, delivery_queues, limit, first=(name, job_id)))
+
+
+def _claim(worker, queues, limit, first=None) -> list[Placed]:
+    if not queues:
+        return []
+    expires = time.time() + settings.JOB_STALL_TIMEOUT_MS / 1000 + 60
+    args = [
+        limit, worker, utcformat(datetime.now(UTC)), expires, keys.JOB_PREFIX,
+        keys.started(""),
+    ]  # fmt: skip
+    if first:
+        args += [first[1], queues.index(first[0]) + 1]
+    flat = scripts.run(
+        redis_connection(), scripts.CLAIM, [keys.queue(q) for q in queues], args
+    )
+    names = [value.decode() for value in flat]
+    pairs = zip(names[::2], names[1::2], strict=True)
+    return [Placed(job_id, queue) for queue, job_id in pairs]
+
+
+def finish(worker: str, ends: dict[Placed, object], tally=None) -> None:
+    """Record in RQ's registries how each claimed job ended: COMPLETED (also for
+    one not delivered because its row was no longer pending), FAILED, or the epoch
+    seconds of its retry (back in the scheduled set). `tally` (jobs.metrics.Tally)
+    goes in the same pipeline: one round trip for the lot."""
+    now = time.time()
+    stamp = utcformat(datetime.now(UTC))
+    retries = {}
+    with redis_connection().pipeline(transaction=False) as pipe:
+        for job, end in ends.items():
+            key = keys.job(job.job_id)
+            pipe.zrem(keys.started(job.queue), f"{job.job_id}:{worker}")
+            if end == COMPLETED:
+                pipe.hset(key, mapping={"status": "finished", "ended_at": stamp})
+                pipe.expire(key, RESULT_TTL_S)
+                pipe.zadd(keys.finished(job.queue), {job.job_id: now + RESULT_TTL_S})
+            elif end == FAILED:
+                pipe.hset(key, mapping={"status": "failed", "ended_at": stamp})
+                pipe.zadd(keys.failed(job.queue), {job.job_id: now + FAILURE_TTL_S})
+            else:
+                pipe.hset(key, "status", "scheduled")
+                retries[job.job_id] = end
+        schedule_saved(pipe, retries)
+        if tally is not None:
+            tally.write(pipe)
+        pipe.execute()

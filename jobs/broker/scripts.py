@@ -1,0 +1,265 @@
+"""Every Lua script of the service. Each runs atomically in Redis: a job is moved,
+claimed or removed exactly once however many processes race for it.
+
+Key names and prefixes come in as KEYS / ARGV (jobs.broker.keys), never spelled
+here, so the layout has one definition.
+"""
+
+from functools import lru_cache
+
+from redis import Redis
+from redis.client import Pipeline
+
+# Write the RQ hash of each job (the template, the same for every delivery job of
+# the process, plus its own origin, status and times) and put it where it belongs:
+# on its queue (due now) or in the scheduled set (due later). A re-placed job
+# (resume, retry of a failed one) loses its TTL and its finished / failed entry.
+# KEYS: scheduled set, next-wake key. ARGV: job prefix, queue prefix, queues set,
+# wake-up channel, now (RQ's time format), failed and finished key templates' heads
+# ('rq:failed:', 'rq:finished:'), template length n, n template values (field,
+# value...), then (id, queue, due epoch seconds or '' for now) triples.
+# Wakes the scheduler once, when the earliest due time is before its plan.
+PLACE = """
+local job_prefix, queue_prefix, queues = ARGV[1], ARGV[2], ARGV[3]
+local channel, now = ARGV[4], ARGV[5]
+local failed, finished, n = ARGV[6], ARGV[7], tonumber(ARGV[8])
+local template = {}
+for i = 1, n do template[i] = ARGV[8 + i] end
+local earliest
+for i = 9 + n, #ARGV, 3 do
+  local id, queue, score = ARGV[i], ARGV[i + 1], ARGV[i + 2]
+  local job_key = job_prefix .. id
+  redis.call('HSET', job_key, unpack(template))
+  redis.call('HSET', job_key, 'origin', queue, 'created_at', now)
+  redis.call('PERSIST', job_key)
+  redis.call('ZREM', failed .. queue, id)
+  redis.call('ZREM', finished .. queue, id)
+  if score == '' then
+    redis.call('HSET', job_key, 'status', 'queued', 'enqueued_at', now)
+    redis.call('RPUSH', queue_prefix .. queue, id)
+    redis.call('SADD', queues, queue_prefix .. queue)
+  else
+    redis.call('HSET', job_key, 'status', 'scheduled')
+    redis.call('ZADD', KEYS[1], score, id)
+    if (not earliest) or tonumber(score) < earliest then earliest = tonumber(score) end
+  end
+end
+if earliest then
+  local wake = redis.call('GET', KEYS[2])
+  if (not wake) or earliest < tonumber(wake) then
+    redis.call('PUBLISH', channel, string.format('%.6f', earliest))
+  end
+end
+return (#ARGV - 8 - n) / 3
+"""
+
+# Put already saved RQ jobs in the scheduled set: ARGV[1] the wake-up channel,
+# then (id, due) pairs. One PUBLISH at most (for the earliest), as PLACE.
+SCHEDULE = """
+local earliest
+for i = 2, #ARGV, 2 do
+  redis.call('ZADD', KEYS[1], ARGV[i + 1], ARGV[i])
+  if (not earliest) or tonumber(ARGV[i + 1]) < earliest then
+    earliest = tonumber(ARGV[i + 1])
+  end
+end
+if not earliest then return 0 end
+local wake = redis.call('GET', KEYS[2])
+if (not wake) or earliest < tonumber(wake) then
+  redis.call('PUBLISH', ARGV[1], string.format('%.6f', earliest))
+end
+return (#ARGV - 1) / 2
+"""
+
+# Take jobs out of every place that would run them: the scheduled set (ours and
+# RQ's own), their queue list, and with ARGV[5] == '1' delete their hash and their
+# finished / failed entries too. KEYS[1]: scheduled set. ARGV: job prefix, queue
+# prefix, RQ scheduled-registry head, failed head, delete flag, finished head, then
+# (id, queue) pairs. A queue list is rewritten in one pass, and only when one of
+# the ids is queued on it (LREM per id would scan a 50,000-job list once per id).
+UNPLACE = """
+local job_prefix, queue_prefix, rq_scheduled = ARGV[1], ARGV[2], ARGV[3]
+local failed, delete, finished = ARGV[4], ARGV[5] == '1', ARGV[6]
+local listed = {}
+for i = 7, #ARGV, 2 do
+  local id, queue = ARGV[i], ARGV[i + 1]
+  local job_key = job_prefix .. id
+  redis.call('ZREM', KEYS[1], id)
+  redis.call('ZREM', rq_scheduled .. queue, id)
+  if redis.call('HGET', job_key, 'status') == 'queued' then
+    listed[queue] = listed[queue] or {}
+    listed[queue][id] = true
+  end
+  if delete then
+    redis.call('DEL', job_key)
+    redis.call('ZREM', failed .. queue, id)
+    redis.call('ZREM', finished .. queue, id)
+  end
+end
+local removed = 0
+for queue, drop in pairs(listed) do
+  local key = queue_prefix .. queue
+  local keep = {}
+  for _, id in ipairs(redis.call('LRANGE', key, 0, -1)) do
+    if drop[id] then removed = removed + 1 else keep[#keep + 1] = id end
+  end
+  redis.call('DEL', key)
+  for i = 1, #keep, 5000 do
+    redis.call('RPUSH', key, unpack(keep, i, math.min(i + 4999, #keep)))
+  end
+end
+return removed
+"""
+
+# Push one scheduled job on its queue exactly as Queue.enqueue_job would: status,
+# enqueued_at, RPUSH on the queue list, the queue in the queues set.
+# ARGV[1..4]: enqueued_at, job prefix, queue prefix, queues set.
+_MOVE_FUNCTION = """
+local function move(id)
+  local job_key = ARGV[2] .. id
+  local origin = redis.call('HGET', job_key, 'origin')
+  if not origin then return 0 end
+  local queue_key = ARGV[3] .. origin
+  redis.call('HSET', job_key, 'status', 'queued', 'enqueued_at', ARGV[1])
+  redis.call('RPUSH', queue_key, id)
+  redis.call('SADD', ARGV[4], queue_key)
+  return 1
+end
+"""
+
+# Move up to ARGV[6] jobs due by ARGV[5] (now) from each sorted set in KEYS (ours,
+# then RQ's own scheduled registries: a stock worker's retries). ZREM and push in
+# one script: each job moves exactly once whichever scheduler runs it.
+MOVE_DUE = (
+    _MOVE_FUNCTION
+    + """
+local moved = 0
+for _, set in ipairs(KEYS) do
+  local ids = redis.call('ZRANGEBYSCORE', set, '-inf', ARGV[5],
+                        'LIMIT', 0, tonumber(ARGV[6]) - moved)
+  for _, id in ipairs(ids) do
+    redis.call('ZREM', set, id)
+    move(id)
+  end
+  moved = moved + #ids
+  if moved >= tonumber(ARGV[6]) then break end
+end
+return moved
+"""
+)
+
+# Move job ARGV[5] to its queue now, if it is still in the scheduled set KEYS[1].
+PROMOTE = (
+    _MOVE_FUNCTION
+    + """
+if redis.call('ZREM', KEYS[1], ARGV[5]) == 0 then return 0 end
+return move(ARGV[5])
+"""
+)
+
+# Record when the scheduler will next look: the earliest due job, at the latest
+# now + max sleep (ARGV[1], ARGV[2]). A string: Lua numbers become integers.
+PLAN_WAKE = """
+local wake = tonumber(ARGV[1]) + tonumber(ARGV[2])
+local first = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+if first[2] and tonumber(first[2]) < wake then wake = tonumber(first[2]) end
+local ttl = math.ceil(tonumber(ARGV[2]) * 1000) + 1000
+redis.call('SET', KEYS[2], string.format('%.6f', wake), 'PX', ttl)
+return string.format('%.6f', wake)
+"""
+
+# Pop up to ARGV[1] jobs from the queues (KEYS, in order), skipping ids whose hash
+# is gone (cancelled), and mark each started by worker ARGV[2] (at ARGV[3]) in its
+# queue's started registry (head ARGV[6]) until ARGV[4]. ARGV[7], if given, is an
+# id already popped (by BLPOP) from KEYS[ARGV[8]]. Returns [queue, id, ...].
+CLAIM = """
+local job_prefix, started = ARGV[5], ARGV[6]
+local claimed = {}
+local function claim(id)
+  local job_key = job_prefix .. id
+  if redis.call('EXISTS', job_key) == 0 then return end
+  local origin = redis.call('HGET', job_key, 'origin')
+  redis.call('HSET', job_key, 'status', 'started', 'started_at', ARGV[3],
+             'worker_name', ARGV[2])
+  redis.call('ZADD', started .. origin, ARGV[4], id .. ':' .. ARGV[2])
+  table.insert(claimed, origin)
+  table.insert(claimed, id)
+end
+if ARGV[7] then claim(ARGV[7]) end
+for _, queue_key in ipairs(KEYS) do
+  while #claimed / 2 < tonumber(ARGV[1]) do
+    local id = redis.call('LPOP', queue_key)
+    if not id then break end
+    claim(id)
+  end
+end
+return claimed
+"""
+
+# Reserve send instants for one workspace (jobs.ratelimit explains the scheme).
+# ARGV: key prefix, rate, key TTL after its second, now, then due times (epoch s).
+# Returns the reserved instants as strings (Lua numbers become integers).
+# `skip[s]` remembers, within this call, a later second to look at for a job
+# that finds second s full, so a 50,000-job campaign is not O(n^2).
+RESERVE_SLOTS = """
+local prefix, rate, ttl = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
+local now, step = tonumber(ARGV[4]), 1 / tonumber(ARGV[2])
+local pointer, dirty, skip, out = {}, {}, {}, {}
+local function stored(s) return tonumber(redis.call('GET', prefix .. s) or 0) end
+local function next_free(s)
+  if pointer[s] == nil then
+    local own = stored(s)
+    if own == 0 then
+      -- A fresh second carries on from the one before: even spacing across.
+      own = math.max(s, pointer[s - 1] or stored(s - 1))
+    end
+    pointer[s] = own
+  end
+  return pointer[s]
+end
+-- In second s (the margin keeps float sums from making room for one more).
+local function fits(s, at) return at < s + 1 - step / 1000 end
+for i = 5, #ARGV do
+  local due = tonumber(ARGV[i])
+  -- Capacity before now is gone: using it would release a burst at once.
+  local start = math.max(due, now)
+  local s = math.floor(start)
+  local at = math.max(start, next_free(s))
+  if not fits(s, at) then
+    local visited = {}
+    s = s + 1
+    while true do
+      while skip[s] do table.insert(visited, s); s = skip[s] end
+      at = next_free(s)
+      if fits(s, at) then break end
+      table.insert(visited, s)
+      s = s + 1
+    end
+    for _, v in ipairs(visited) do skip[v] = s end
+  end
+  pointer[s] = at + step
+  dirty[s] = true
+  -- Not moved: the due time stands (a job due already goes at once).
+  if at == start then at = due end
+  table.insert(out, string.format('%.6f', at))
+end
+for s, _ in pairs(dirty) do
+  redis.call('SET', prefix .. s, string.format('%.6f', pointer[s]),
+             'EXAT', s + ttl)
+end
+return out
+"""
+
+
+def run(client: Redis | Pipeline, source: str, keys: list, args: list):
+    """Run a script: by its SHA on a connection (EVALSHA, loaded on first use), by
+    its text inside a pipeline (redis-py would check SCRIPT EXISTS first, one more
+    round trip per pipeline)."""
+    if isinstance(client, Pipeline):
+        return client.eval(source, len(keys), *keys, *args)
+    return _registered(client, source)(keys=keys, args=args)
+
+
+@lru_cache(maxsize=32)
+def _registered(client: Redis, source: str):
+    return client.register_script(source)
