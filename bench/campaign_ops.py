@@ -27,7 +27,8 @@ def make_jobs(count: int) -> None:
     from django.utils import timezone
 
     from jobs.models import Job
-    from jobs.services.control import CHUNK, _swap_in_redis
+    from jobs.services.chunks import CHUNK
+    from jobs.services.storing import place_jobs
 
     now = timezone.now()
     for start in range(0, count, CHUNK):
@@ -51,7 +52,7 @@ def make_jobs(count: int) -> None:
                 )
             )
         Job.objects.bulk_create(rows)
-        _swap_in_redis(removed=[], added=rows)
+        place_jobs(rows)
 
 
 def main() -> None:

@@ -36,7 +36,7 @@ def main() -> None:
         django.setup()
         from django.core.management import call_command
 
-        from jobs.queues import redis_connection
+        from jobs.broker import redis_connection
         from jobs.services import job_schedule
 
         call_command("migrate", verbosity=0)

@@ -37,9 +37,6 @@ from benchsupport import free_port, start_redis  # noqa: E402
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 FILL_CHUNK = 10_000
-COPY_LUA = """
-for _, id in ipairs(ARGV) do redis.call('COPY', KEYS[1], 'rq:job:' .. id) end
-"""
 
 
 def wsgi(application, method: str, path: str, body: dict | None = None, **headers):
@@ -107,12 +104,9 @@ def fill(count: int, template_id: str) -> list[str]:
     from django.db import connection, transaction
     from django.utils import timezone
 
+    from jobs import broker
     from jobs.models import Job
-    from jobs.queues import redis_connection
-    from jobs.scheduler import SCHEDULED_JOBS_KEY
 
-    redis = redis_connection()
-    template_key = f"rq:job:{template_id}"
     model = Job.objects.get(pk=template_id)
     fields = Job._meta.concrete_fields
     prepared = [f.get_db_prep_save(f.pre_save(model, True), connection) for f in fields]
@@ -145,10 +139,13 @@ def fill(count: int, template_id: str) -> list[str]:
             scores[str(job_id)] = due.timestamp()
         with transaction.atomic(), connection.cursor() as cursor:
             cursor.executemany(insert, rows)
-        # Copies of the template's hash made inside Redis: packing 20 fields per
-        # job in Python would take most of the fill's time.
-        redis.eval(COPY_LUA, 1, template_key, *scores)
-        redis.zadd(SCHEDULED_JOBS_KEY, scores)
+        # As the service places them: one script call for the chunk.
+        broker.place(
+            [
+                broker.Placement(job_id, model.queue, due)
+                for job_id, due in scores.items()
+            ]
+        )
         sample.extend(random.sample(list(scores), min(20, len(scores))))
         print(f"\r  filled {min(start + FILL_CHUNK, count):,}", end="", flush=True)
     print()
@@ -160,9 +157,10 @@ def measure(count: int, runs: int) -> dict[str, float]:
     from django.test import Client
 
     from config.wsgi import application
-    from jobs import watchdog
+    from jobs import broker
+    from jobs.broker import get_scheduler, keys, redis_connection
     from jobs.models import Job
-    from jobs.queues import get_scheduler, redis_connection
+    from jobs.processes import watchdog
     from jobs.services import job_schedule
 
     redis = redis_connection()
@@ -196,7 +194,7 @@ def measure(count: int, runs: int) -> dict[str, float]:
         time.sleep(0.01)
         started, cpu = time.perf_counter(), redis_cpu_ms(redis)
         moved = scheduler.move_due_jobs()
-        scheduler.plan_next_wake()
+        broker.plan_next_wake(1)
         passes.append((time.perf_counter() - started) * 1000)
         redis_cpu.append(redis_cpu_ms(redis) - cpu)
         assert moved == 1000, moved
@@ -204,9 +202,9 @@ def measure(count: int, runs: int) -> dict[str, float]:
         # state (1,000 pending per size would otherwise turn overdue at 1,000,000
         # only, where scheduling them takes longer than the grace period).
         Job.objects.filter(pk__in=due).update(status=Job.Status.COMPLETED)
-        redis.delete("rq:queue:send-sms-queue", "rq:queue:scheduled-sms-queue")
+        redis.delete(keys.queue("send-sms-queue"), keys.queue("scheduled-sms-queue"))
         started = time.perf_counter()
-        watchdog.run_pass(redis)
+        watchdog.run_pass()
         watchdog_passes.append((time.perf_counter() - started) * 1000)
     results["scheduler pass, 1,000 due: wall"] = statistics.median(passes)
     results["scheduler pass, 1,000 due: Redis CPU"] = statistics.median(redis_cpu)

@@ -22,12 +22,17 @@ class CallbackFailed(Exception):
     """Raised so RQ records the attempt as failed (and retries it if told to)."""
 
 
-def deliver() -> dict:
-    """POST one job's message to the backend (the RQ job's id is the Job's)."""
+def deliver(job_id: str | None = None) -> dict:
+    """POST one job's message to the backend.
+
+    Placed without arguments: the RQ job's id is the Job's (job_id is for a job
+    enqueued by hand, `enqueue_call("jobs.tasks.deliver", args=(id,))`).
+    """
     rq_job = get_current_job()
-    job, decision = services.deliver_one(rq_job.id, worker=rq_job.worker_name or "")
+    job_id = job_id or rq_job.id
+    job, decision = services.deliver_one(job_id, worker=rq_job.worker_name or "")
     if job is None:
-        logger.info("job %s is no longer pending; not delivered", rq_job.id)
+        logger.info("job %s is no longer pending; not delivered", job_id)
         return {"delivered": False}
     if decision == broker.COMPLETED:
         return {"delivered": True, "httpStatus": job.last_http_status}

@@ -1,7 +1,7 @@
 from django.urls import path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from queueservices import control, dashboard, metrics, testpages, views
+from queueservices import control_views, dashboard, metrics, testpages, views
 
 # Trailing slashes are optional: clients written for the seed's service send none.
 urlpatterns = [
@@ -23,15 +23,17 @@ urlpatterns = [
         views.JobStatusView.as_view(),
         name="job-status",
     ),
-    re_path(r"^api/jobs/?$", control.JobListView.as_view(), name="jobs"),
-    re_path(r"^api/jobs/(?P<job_id>[^/]+)/?$", control.JobView.as_view(), name="job"),
+    re_path(r"^api/jobs/?$", control_views.JobListView.as_view(), name="jobs"),
+    re_path(
+        r"^api/jobs/(?P<job_id>[^/]+)/?$", control_views.JobView.as_view(), name="job"
+    ),
     *[
         re_path(
             rf"^api/{scope}s/(?P<{scope}_id>[^/]+)/{action}/?$",
             view.as_view(),
             name=f"{scope}-{action}",
         )
-        for (scope, action), view in control.SCOPE_VIEWS.items()
+        for (scope, action), view in control_views.SCOPE_VIEWS.items()
     ],
     re_path(r"^health/?$", views.HealthView.as_view(), name="health"),
     path(

@@ -10,7 +10,7 @@ from jobs import broker
 from jobs.models import Job
 from jobs.services import job_schedule, jobs_schedule_batch
 from queueservices.auth import check_workspace
-from queueservices.batch import (
+from queueservices.batch_endpoint import (
     ScheduleBatchInput,
     ScheduleBatchOutput,
     ScheduleBatchRefusedOutput,

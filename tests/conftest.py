@@ -6,10 +6,11 @@ from django.db import connection
 from django.test.utils import override_settings
 from django.utils.module_loading import import_string
 from rq import SimpleWorker
+from rq.serializers import JSONSerializer
 
 from jobs import apikeys
-from jobs.queues import get_queue, get_scheduler, redis_connection
-from jobs.scheduler import PreciseScheduler
+from jobs.broker import get_queue, get_scheduler, redis_connection
+from jobs.processes.scheduler import PreciseScheduler
 from jobs.services.holds import forget_cached_pauses
 from jobs.workspaces import forget_cached_workspaces
 from tests.support import ROOT, RedisServer, ServiceProcess, start_backend, wait_for
@@ -86,6 +87,7 @@ def work(settings):
         worker = worker_class(
             [get_queue(name) for name in settings.QUEUE_NAMES],
             connection=redis_connection(),
+            serializer=JSONSerializer,  # for a stock RQ worker; ours forces it
         )
         scheduler = get_scheduler()
 

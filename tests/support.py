@@ -207,3 +207,24 @@ class ServiceProcess:
 
     def output(self) -> str:
         return self.log_path.read_text(errors="replace")
+
+
+# --- reading what the broker placed (its public API, not raw keys) ------------------
+def scheduled_at(job_id) -> float | None:
+    """The job's due time in the scheduler's set (epoch seconds), None if not there."""
+    from jobs import broker
+
+    [due] = broker.due_times([str(job_id)])
+    return due
+
+
+def scheduled_count() -> int:
+    from jobs import broker
+
+    return broker.get_scheduler().count()
+
+
+def scheduled_ids() -> list[str]:
+    from jobs import broker
+
+    return [job.id for job in broker.get_scheduler().get_jobs()]

@@ -1,10 +1,12 @@
 """Callbacks made by a real RQ worker to a real HTTP backend."""
 
 import pytest
+from rq import SimpleWorker
 from rq.registry import FailedJobRegistry
+from rq.serializers import JSONSerializer
 
+from jobs.broker import get_queue
 from jobs.models import Job
-from jobs.queues import get_queue
 from tests.test_schedule_api import EMAIL, SMS, post
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -75,12 +77,12 @@ def test_a_cancelled_or_completed_job_is_not_delivered_again(client, backend, wo
     assert FailedJobRegistry(queue=get_queue("send-sms-queue")).count == 0
 
 
-def test_the_one_job_at_a_time_worker_delivers_too(client, backend):
-    from jobs.rq import DeliveryWorker
-
+def test_a_stock_rq_worker_delivers_too(client, backend):
     job_id = post(client, "/api/schedule-sms", SMS).json()["jobId"]
-    worker = DeliveryWorker(
-        [get_queue("send-sms-queue")], connection=get_queue("send-sms-queue").connection
+    worker = SimpleWorker(
+        [get_queue("send-sms-queue")],
+        connection=get_queue("send-sms-queue").connection,
+        serializer=JSONSerializer,
     )
     worker.work(burst=True)
 
@@ -114,3 +116,36 @@ def test_a_batch_of_deliveries_costs_a_fixed_number_of_sql_statements(
     print(f"SQL statements: {small} for 5 jobs, {large} for 100 jobs")
     assert large == small
     assert large / 100 <= 2
+
+
+def test_a_claim_redis_lost_and_handed_out_again_is_not_delivered_twice(
+    client, backend, settings
+):
+    # What the soak test once saw (a job delivered twice, no lost attempt on its
+    # record): worker A claims a job and starts its attempt; Redis restarts from
+    # an append-only file that missed the claim, so the job is on its queue again;
+    # worker B claims it too. B must leave A's attempt alone.
+    from jobs import broker, services
+    from jobs.processes import watchdog
+    from jobs.processes.worker import DeliveryWorker
+
+    job_id = post(client, "/api/schedule-sms", SMS).json()["jobId"]
+    assert broker.claim("worker-a", ["send-sms-queue"], limit=10).deliveries
+    assert services.jobs_start_attempts(job_ids=[job_id], worker="worker-a")
+    broker.place([broker.Placement(job_id, "send-sms-queue")])  # the lost claim
+
+    queue = get_queue("send-sms-queue")
+    DeliveryWorker([queue], connection=queue.connection).work(burst=True)
+    assert backend.for_job(job_id) == []
+    assert (job_status(job_id), Job.objects.get(pk=job_id).attempts) == ("active", 1)
+
+    # Worker A never comes back (it never said it was alive): the watchdog writes
+    # its attempt off and queues the job again, and it is delivered once.
+    assert watchdog.recover_stalled() == 1
+    DeliveryWorker([queue], connection=queue.connection).work(burst=True)
+    assert len(backend.for_job(job_id)) == 1
+    attempts = Job.objects.get(pk=job_id).attempt_log.order_by("number")
+    assert [(a.succeeded, a.error.startswith("attempt lost")) for a in attempts] == [
+        (False, True),
+        (True, False),
+    ]

@@ -7,11 +7,11 @@ from zoneinfo import ZoneInfo
 import pytest
 from django.utils import timezone
 
-from jobs import watchdog
 from jobs.apikeys import apikey_create
+from jobs.broker import fetch as fetch_rq_job
 from jobs.models import AuditEntry, Job
-from jobs.queues import fetch_rq_job
-from jobs.scheduler import SCHEDULED_JOBS_KEY
+from jobs.processes import watchdog
+from tests.support import scheduled_at
 from tests.test_schedule_api import SMS, post, queued_ids
 from tests.test_security import bearer
 
@@ -47,9 +47,9 @@ def statuses(ids) -> list[str]:
 
 
 def in_redis(redis, job_id) -> bool:
-    """Whether anything in Redis would still run the job (a paused job keeps its
-    RQ hash, which runs nothing on its own)."""
-    return redis.zscore(SCHEDULED_JOBS_KEY, job_id) is not None or any(
+    """Whether anything in Redis would still run the job (a paused job has
+    nothing there)."""
+    return scheduled_at(job_id) is not None or any(
         job_id in queued_ids(redis, name)
         for name in ("send-sms-queue", "scheduled-sms-queue")
     )
@@ -116,9 +116,7 @@ def test_a_job_rescheduled_earlier_fires_at_its_new_time_not_before(
     job = Job.objects.get(pk=job_id)
     assert job.due_at == job.scheduled_for
     assert job.scheduled_for < timezone.now() + timedelta(seconds=60)
-    assert redis.zscore(SCHEDULED_JOBS_KEY, job_id) == pytest.approx(
-        job.scheduled_for.timestamp()
-    )
+    assert scheduled_at(job_id) == pytest.approx(job.scheduled_for.timestamp())
     work(until=lambda: status(job_id) == "completed")
     [callback] = backend.for_job(job_id, "/send-sms")
     assert callback.at >= job.scheduled_for.timestamp()
@@ -133,7 +131,7 @@ def test_a_waiting_job_rescheduled_later_leaves_its_queue(client, backend, work,
 
     assert response.status_code == 200 and response.json()["status"] == "delayed"
     assert queued_ids(redis, "send-sms-queue") == [marker]
-    assert redis.zscore(SCHEDULED_JOBS_KEY, job_id) is not None
+    assert scheduled_at(job_id) is not None
     work(until=lambda: status(marker) == "completed")
     assert delivered(backend, job_id) == 0 and status(job_id) == "delayed"
 
@@ -181,9 +179,7 @@ def test_invalid_reschedules_are_400_and_change_nothing(client, redis, body, fie
     assert field in response.json()["details"]
     after = Job.objects.get(pk=job_id)
     assert (after.status, after.scheduled_for) == (before.status, before.scheduled_for)
-    assert redis.zscore(SCHEDULED_JOBS_KEY, job_id) == pytest.approx(
-        before.scheduled_for.timestamp()
-    )
+    assert scheduled_at(job_id) == pytest.approx(before.scheduled_for.timestamp())
     assert AuditEntry.objects.count() == 0
 
 
@@ -204,8 +200,8 @@ def test_a_paused_campaign_does_not_fire_until_resumed(
     assert sum(delivered(backend, job_id) for job_id in paused) == 0
     # The watchdog, even with no grace, leaves paused jobs alone.
     settings.WATCHDOG_GRACE_MS = 0
-    assert watchdog.requeue_lost(redis) == 0
-    assert watchdog.recover_stalled(redis) == 0
+    assert watchdog.requeue_lost() == 0
+    assert watchdog.recover_stalled() == 0
     assert statuses(paused) == ["paused"] * 3
 
     resumed = client.post("/api/campaigns/spring/resume/")
@@ -229,7 +225,7 @@ def test_pause_and_resume_waiting_jobs(client, backend, work, redis):
     # Each id once on its queue (a duplicate could be delivered twice).
     assert sorted(queued_ids(redis, "send-sms-queue")) == sorted(jobs)
     assert status(later) == "delayed"
-    assert redis.zscore(SCHEDULED_JOBS_KEY, later) == pytest.approx(
+    assert scheduled_at(later) == pytest.approx(
         Job.objects.get(pk=later).scheduled_for.timestamp()
     )
     work(until=lambda: statuses(jobs) == ["completed"] * 3)
@@ -259,9 +255,7 @@ def test_a_paused_job_can_be_rescheduled_and_stays_paused(client, redis):
     client.post("/api/campaigns/spring/resume")
     job = Job.objects.get(pk=job_id)
     assert job.status == "delayed"
-    assert redis.zscore(SCHEDULED_JOBS_KEY, job_id) == pytest.approx(
-        job.scheduled_for.timestamp()
-    )
+    assert scheduled_at(job_id) == pytest.approx(job.scheduled_for.timestamp())
     assert job.scheduled_for > timezone.now() + timedelta(milliseconds=HOUR_MS)
 
 
@@ -326,7 +320,7 @@ def test_campaign_reschedule_sets_every_job_to_the_new_time(client, redis):
     assert {Job.objects.get(pk=j).scheduled_for for j in jobs} == {due}
     assert statuses(jobs) == ["delayed"] * 3
     assert queued_ids(redis, "send-sms-queue") == []
-    assert {redis.zscore(SCHEDULED_JOBS_KEY, j) for j in jobs} == {due.timestamp()}
+    assert {scheduled_at(j) for j in jobs} == {due.timestamp()}
 
 
 @pytest.mark.parametrize(

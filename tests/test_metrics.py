@@ -6,8 +6,9 @@ import time
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from jobs import services, watchdog
+from jobs import services
 from jobs.models import Job
+from jobs.processes import watchdog
 from tests.conftest import wait_for_schedulers, wait_for_workers
 from tests.support import free_port, wait_for
 from tests.test_procfile_e2e import procfile
@@ -78,7 +79,7 @@ def test_a_staff_session_is_let_in_and_a_plain_user_is_not(client, django_user_m
 # --- what the workers record ---------------------------------------------------
 @pytest.mark.usefixtures("fast_retries")
 @pytest.mark.parametrize(
-    "worker_class", ["jobs.batch.BatchDeliveryWorker", "jobs.rq.DeliveryWorker"]
+    "worker_class", ["jobs.processes.worker.DeliveryWorker", "rq.SimpleWorker"]
 )
 def test_attempts_durations_and_lateness_are_counted(
     client, backend, work, settings, worker_class
@@ -132,9 +133,9 @@ def test_attempts_durations_and_lateness_are_counted(
 def test_an_attempt_written_off_by_the_watchdog_counts_as_lost(client, redis):
     job_id = post(client, "/api/schedule-sms", SMS).json()["jobId"]
     # Taken by a worker that is not alive (no alive key): the watchdog's case.
-    assert services.job_start_attempt(job_id=job_id, worker="gone-worker")
+    assert services.jobs_start_attempts(job_ids=[job_id], worker="gone-worker")
 
-    assert watchdog.run_pass(redis)["stalled"] == 1
+    assert watchdog.run_pass()["stalled"] == 1
 
     samples = scrape(client)
     assert value(samples, "queueservices_delivery_attempts_total", outcome="lost") == 1

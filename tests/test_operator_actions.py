@@ -6,9 +6,10 @@ import pytest
 from rq import Queue
 from rq.registry import FailedJobRegistry
 
+from jobs.broker import fetch as fetch_rq_job
+from jobs.broker import get_queue
 from jobs.models import AuditEntry, Job
-from jobs.queues import fetch_rq_job, get_queue
-from jobs.scheduler import SCHEDULED_JOBS_KEY
+from tests.support import scheduled_at
 from tests.test_dashboard_access import basic
 from tests.test_schedule_api import EMAIL, SMS, post
 
@@ -75,7 +76,7 @@ def test_remove_a_delayed_job_clears_redis_and_it_never_fires(
     act(client, job_id, "remove")
 
     assert status(job_id) == "cancelled"
-    assert redis.zscore(SCHEDULED_JOBS_KEY, job_id) is None
+    assert scheduled_at(job_id) is None
     assert fetch_rq_job(job_id) is None
     time.sleep(0.5)
     work(until=lambda: True)
@@ -110,7 +111,7 @@ def test_promote_runs_a_delayed_job_now(client, backend, work, redis):
     act(client, job_id, "promote")
 
     assert status(job_id) == "waiting"
-    assert redis.zscore(SCHEDULED_JOBS_KEY, job_id) is None
+    assert scheduled_at(job_id) is None
     assert queued(redis, "scheduled-sms-queue") == [job_id]
     work(until=lambda: status(job_id) == "completed", timeout=5)
     assert len(backend.for_job(job_id)) == 1

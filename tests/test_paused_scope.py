@@ -3,8 +3,8 @@
 import pytest
 
 from jobs.apikeys import apikey_create
+from jobs.broker import fetch as fetch_rq_job
 from jobs.models import Job, PausedScope
-from jobs.queues import fetch_rq_job
 from jobs.services.holds import release_unheld
 from tests.test_dashboard_access import basic
 from tests.test_job_control import delivered, in_redis, schedule, status, statuses
@@ -51,9 +51,9 @@ def test_jobs_scheduled_for_a_paused_campaign_wait_for_resume(
         assert answer["paused"] == {"by": "campaign"}
     assert "status" not in results[1] and "paused" not in results[1]
     assert statuses(held) == ["paused"] * 4
-    # As a pause leaves a job: its RQ hash, in no queue and no schedule.
+    # As a pause leaves a job: nothing in Redis (resume places it).
     assert not any(in_redis(redis, job_id) for job_id in held)
-    assert all(fetch_rq_job(job_id) is not None for job_id in held)
+    assert all(fetch_rq_job(job_id) is None for job_id in held)
     assert client.get(f"/api/job-status/{held[0]}").json()["status"] == "paused"
 
     # Past their due time: the other campaign's jobs, due with them, go out.

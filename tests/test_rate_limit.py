@@ -14,20 +14,20 @@ from django.test.utils import override_settings
 from django.utils import timezone
 
 from jobs import ratelimit, workspaces
+from jobs.broker import keys
 from jobs.models import Job, Workspace
 from jobs.ratelimit import plans_within_rate, reserve_slots
-from jobs.scheduler import SCHEDULED_JOBS_KEY
 from jobs.sendtime import plan_send
 from jobs.services import job_schedule, jobs_retry_failed
 from jobs.workspaces import forget_cached_workspaces
 from tests.conftest import wait_for_schedulers, wait_for_workers
-from tests.support import free_port, wait_for
+from tests.support import free_port, scheduled_at, scheduled_count, wait_for
 from tests.test_redis_down import queues_on
 from tests.test_schedule_api import SMS, post, queued_ids
 
 WORKER = (
-    "exec python manage.py rqworker --worker-class jobs.batch.BatchDeliveryWorker "
-    "--serializer rq.serializers.JSONSerializer"
+    "exec python manage.py rqworker --worker-class "
+    "jobs.processes.worker.DeliveryWorker --serializer rq.serializers.JSONSerializer"
 )
 SCHEDULER = "exec python manage.py rqscheduler --interval 1"
 
@@ -113,7 +113,7 @@ def test_unlimited_leaves_due_times_alone_and_redis_untouched(redis):
     due_times = [future(), future(5), future()]
 
     assert reserve_slots("ws-a", 0, due_times) == due_times
-    assert redis.keys(ratelimit.KEY_PREFIX + "*") == []
+    assert redis.keys(keys.RATE_PREFIX + "*") == []
 
 
 def test_capacity_of_the_past_is_not_handed_out_in_a_burst(redis):
@@ -172,7 +172,7 @@ def test_scheduling_over_the_limit_defers_jobs_to_the_scheduler(
     assert len(per_second([first.due_at, *[j.due_at for j in later]])) == 3
     for job in later:
         assert job.scheduled_for == job.due_at > job.requested_for
-        score = redis.zscore(SCHEDULED_JOBS_KEY, str(job.id))
+        score = scheduled_at(str(job.id))
         assert score == pytest.approx(job.due_at.timestamp(), abs=1e-3)
 
 
@@ -195,7 +195,7 @@ def test_a_batch_goes_through_its_workspaces_limits_too(client, settings, redis)
     assert all(j.due_at >= j.requested_for for j in limited)
     for job in limited:
         if job.status == "delayed":
-            score = redis.zscore(SCHEDULED_JOBS_KEY, str(job.id))
+            score = scheduled_at(str(job.id))
             assert score == pytest.approx(job.due_at.timestamp(), abs=1e-3)
 
 
@@ -224,7 +224,7 @@ def test_a_changed_limit_applies_after_the_cache_time(settings, redis):
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.usefixtures("fast_retries")
 @pytest.mark.parametrize(
-    "worker_class", ["jobs.batch.BatchDeliveryWorker", "jobs.rq.DeliveryWorker"]
+    "worker_class", ["jobs.processes.worker.DeliveryWorker", "rq.SimpleWorker"]
 )
 def test_retries_count_toward_the_limit(client, backend, work, settings, worker_class):
     settings.RQ = {**settings.RQ, "WORKER_CLASS": worker_class}
@@ -260,7 +260,7 @@ def test_retry_all_failed_is_spread_at_the_rate(settings, redis):
     assert [job.status for job in jobs] == ["waiting", "delayed", "delayed"]
     assert len(per_second([job.scheduled_for for job in jobs])) == 3
     assert queued_ids(redis, "send-sms-queue") == [str(jobs[0].id)]
-    assert redis.zcard(SCHEDULED_JOBS_KEY) == 2
+    assert scheduled_count() == 2
 
 
 # --- fairness under load ------------------------------------------------------------

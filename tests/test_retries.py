@@ -6,8 +6,8 @@ import pytest
 from rq.job import Job as RQJob
 from rq.registry import FailedJobRegistry
 
+from jobs.broker import get_queue, redis_connection
 from jobs.models import Job
-from jobs.queues import get_queue, redis_connection
 from tests.test_schedule_api import EMAIL, SMS, post
 
 pytestmark = [
@@ -103,11 +103,18 @@ def test_redirects_are_not_followed(client, backend, work):
     assert len(backend.for_job(job_id, "/send-sms")) == 3
 
 
-def test_retry_intervals_are_stored_in_redis_as_json(client, backend):
+def test_the_attempts_left_are_the_databases_not_the_rq_jobs(client, backend, work):
+    # One count of attempts (the row's): the RQ job carries no retry policy of
+    # its own that could disagree (a stock worker is told at each failure).
     job_id = post(client, "/api/schedule-sms", SMS).json()["jobId"]
     rq_job = RQJob.fetch(job_id, connection=redis_connection())
-    assert rq_job.retries_left == 2
-    assert rq_job.retry_intervals == [0.2, 0.4]
+    assert rq_job.retries_left is None and rq_job.retry_intervals is None
+    Job.objects.filter(pk=job_id).update(max_attempts=2)
+    backend.plan[job_id] = [500, 500, 500]
+
+    work(until=lambda: status(job_id) == "failed")
+
+    assert len(backend.for_job(job_id, "/send-sms")) == 2
 
 
 def test_retry_after_from_a_busy_backend_is_honoured(client, backend, work):

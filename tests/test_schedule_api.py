@@ -1,10 +1,11 @@
 import json
 
 import pytest
-from rq import Queue
 
+from jobs import broker
+from jobs.broker import keys
 from jobs.models import Job
-from jobs.scheduler import SCHEDULED_JOBS_KEY
+from tests.support import scheduled_at
 
 pytestmark = pytest.mark.django_db
 
@@ -31,10 +32,7 @@ def post(client, path, body, **extra):
 
 
 def queued_ids(redis, name):
-    return [
-        i.decode()
-        for i in redis.lrange(Queue.redis_queue_namespace_prefix + name, 0, -1)
-    ]
+    return broker.get_queue(name).job_ids
 
 
 def test_immediate_sms_is_recorded_and_queued(client, redis):
@@ -58,7 +56,7 @@ def test_delayed_email_goes_to_the_scheduler_with_millisecond_due_time(client, r
     assert response.json()["message"] == "Email scheduled successfully"
     job = Job.objects.get(pk=response.json()["jobId"])
     assert (job.status, job.queue) == ("delayed", "scheduled-email-queue")
-    score = redis.zscore(SCHEDULED_JOBS_KEY, str(job.id))
+    score = scheduled_at(str(job.id))
     assert score == pytest.approx(job.scheduled_for.timestamp(), abs=0.0005)
     assert score != int(score) or job.scheduled_for.microsecond == 0
     assert queued_ids(redis, "scheduled-email-queue") == []
@@ -66,7 +64,8 @@ def test_delayed_email_goes_to_the_scheduler_with_millisecond_due_time(client, r
 
 def test_jobs_are_stored_as_json_never_pickle(client, redis):
     job_id = post(client, "/api/schedule-sms", {**SMS, "delay": 5000}).json()["jobId"]
-    data = redis.hget(f"rq:job:{job_id}", "data")
+    # The layout is the subject here: the job hash's serialized call.
+    data = redis.hget(keys.job(job_id), "data")
     # RQ compresses the payload; pickle streams start with 0x80 after decompression.
     import zlib
 

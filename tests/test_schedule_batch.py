@@ -11,11 +11,11 @@ from django.test.utils import CaptureQueriesContext, override_settings
 from django.utils import timezone
 
 from jobs.apikeys import apikey_create
+from jobs.broker.keys import WAKEUP_CHANNEL
 from jobs.models import Job, Workspace
-from jobs.scheduler import SCHEDULED_JOBS_KEY, WAKEUP_CHANNEL
 from jobs.services import BatchItem, jobs_schedule_batch
 from jobs.services.holds import forget_cached_pauses
-from tests.support import free_port, wait_for
+from tests.support import free_port, scheduled_at, scheduled_ids, wait_for
 from tests.test_redis_down import queues_on
 from tests.test_schedule_api import EMAIL, SMS, post, queued_ids
 
@@ -65,7 +65,7 @@ def test_valid_messages_are_scheduled_and_invalid_ones_reported_by_index(client,
     )
     assert Job.objects.count() == 2
     assert queued_ids(redis, "send-sms-queue") == [str(sms.id)]
-    assert redis.zrange(SCHEDULED_JOBS_KEY, 0, -1) == [str(email.id).encode()]
+    assert scheduled_ids() == [str(email.id)]
 
 
 def test_an_atomic_batch_with_one_invalid_message_creates_nothing(client, redis):
@@ -304,7 +304,7 @@ def test_redis_holds_exactly_what_the_single_endpoints_write(client, redis):
     assert all(f"<job{n}>" in repr(batched) for n in range(len(messages)))
     assert queued_ids(redis, "send-sms-queue") == [ids[0], ids[2], ids[4]]
     for job_id in ids[1:4:2]:
-        score = redis.zscore(SCHEDULED_JOBS_KEY, job_id)
+        score = scheduled_at(job_id)
         scheduled_for = Job.objects.get(pk=job_id).scheduled_for
         assert score == pytest.approx(scheduled_for.timestamp(), abs=0.0005)
 

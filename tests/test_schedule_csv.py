@@ -6,7 +6,7 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from jobs.models import Job
-from jobs.scheduler import SCHEDULED_JOBS_KEY
+from tests.support import scheduled_ids
 from tests.test_schedule_api import queued_ids
 
 pytestmark = pytest.mark.django_db
@@ -57,7 +57,7 @@ def test_valid_rows_are_scheduled_and_bad_rows_reported_by_line(tmp_path, redis)
         60000,
     )
     assert queued_ids(redis, "send-sms-queue") == [str(ann.id)]
-    assert redis.zrange(SCHEDULED_JOBS_KEY, 0, -1) == [str(bob.id).encode()]
+    assert scheduled_ids() == [str(bob.id)]
     assert Job.objects.count() == 2
 
 

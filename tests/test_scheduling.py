@@ -9,11 +9,10 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from rq import Queue
 
+from jobs.broker import get_scheduler
 from jobs.models import Job
-from jobs.queues import get_scheduler
-from jobs.scheduler import SCHEDULED_JOBS_KEY
 from tests.conftest import wait_for_schedulers, wait_for_workers
-from tests.support import wait_for
+from tests.support import scheduled_count, wait_for
 from tests.test_schedule_api import SMS, post
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.processes]
@@ -76,7 +75,7 @@ def test_two_schedulers_move_each_due_job_exactly_once(redis, start_process):
     start_process("scheduler-a", SCHEDULER)
     start_process("scheduler-b", SCHEDULER)
 
-    wait_for(lambda: redis.zcard(SCHEDULED_JOBS_KEY) == 0, timeout=20)
+    wait_for(lambda: scheduled_count() == 0, timeout=20)
 
     queued = [
         i.decode()

@@ -2,6 +2,7 @@
 
 import pytest
 
+from jobs.broker import get_queue
 from jobs.models import AuditEntry, Job
 from tests.test_dashboard_access import basic
 from tests.test_schedule_api import EMAIL, SMS, post
@@ -113,7 +114,7 @@ def test_admin_remove_action_goes_through_the_service(client, staff, jobs, redis
     assert response.status_code == 200
     assert Job.objects.get(pk=jobs["sms"]).status == "cancelled"
     assert Job.objects.get(pk=jobs["email"]).status == "waiting"
-    assert redis.lrange("rq:queue:send-sms-queue", 0, -1) == []
+    assert get_queue("send-sms-queue").job_ids == []
     entry = AuditEntry.objects.get()
     assert (entry.actor, entry.action) == ("root", "cancel")
 

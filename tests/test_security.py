@@ -10,6 +10,7 @@ import pytest
 from django.utils import timezone
 
 from jobs.apikeys import apikey_create, apikey_revoke
+from jobs.broker import get_queue
 from jobs.models import Job
 from tests.test_schedule_api import SMS, post
 
@@ -144,7 +145,7 @@ def test_a_repeated_request_with_the_same_key_returns_the_same_job(client, redis
     assert first.json()["jobId"] == again.json()["jobId"]
     assert again["Idempotent-Replayed"] == "true"
     assert Job.objects.count() == 1
-    assert redis.llen("rq:queue:send-sms-queue") == 1
+    assert get_queue("send-sms-queue").count == 1
 
 
 @pytest.mark.django_db

@@ -9,7 +9,6 @@ import pytest
 from rq import Queue
 
 from jobs.models import Job, Workspace
-from jobs.scheduler import SCHEDULED_JOBS_KEY
 from jobs.sendtime import (
     AMBIGUOUS,
     NONEXISTENT,
@@ -21,6 +20,7 @@ from jobs.sendtime import (
     zone,
 )
 from jobs.workspaces import workspace_rules
+from tests.support import scheduled_at, scheduled_count
 from tests.test_schedule_api import SMS, post
 
 SMS_AT = {k: v for k, v in SMS.items() if k != "delay"}
@@ -161,7 +161,7 @@ def test_api_applies_the_dst_policy_and_reports_it(
     job = Job.objects.get(pk=body["jobId"])
     assert (job.due_at, job.requested_for, job.timezone) == (utc(at), utc(at), tz_name)
     assert job.status == "delayed"
-    assert redis.zscore(SCHEDULED_JOBS_KEY, body["jobId"]) == utc(at).timestamp()
+    assert scheduled_at(body["jobId"]) == utc(at).timestamp()
 
 
 @pytest.mark.django_db
@@ -260,7 +260,7 @@ def test_a_send_time_in_the_past_is_sent_at_once(client, redis):
     job = Job.objects.get(pk=body["jobId"])
     assert (job.status, job.queue) == ("waiting", "send-sms-queue")
     assert queued_ids(redis, "send-sms-queue") == [body["jobId"]]
-    assert redis.zcard(SCHEDULED_JOBS_KEY) == 0
+    assert scheduled_count() == 0
 
 
 # --- quiet hours -------------------------------------------------------------------
@@ -298,7 +298,7 @@ def test_quiet_hours_across_midnight_defer_to_the_morning(client, redis, far_ahe
     assert job.due_at == job.scheduled_for == utc("2031-12-02T13:00:00Z")
     assert job.requested_for == utc("2031-12-02T03:30:00Z")
     assert job.deferred_reason == "quiet-hours"
-    assert redis.zscore(SCHEDULED_JOBS_KEY, body["jobId"]) == job.due_at.timestamp()
+    assert scheduled_at(body["jobId"]) == job.due_at.timestamp()
 
 
 @pytest.mark.django_db

@@ -50,8 +50,12 @@ def job_recover_stalled(*, job_id, started_at: datetime, reason: str) -> Job | N
     decisions = jobs_record_attempts(results=[(job, lost)])
     retried = decisions[str(job.id)] != broker.FAILED
     if retried:
-        # The retry's time may be now: the scheduler moves it at once, or a
-        # little later when the rate limit says so.
+        if job.scheduled_for <= timezone.now():
+            # No rate limit held it back: straight to its queue.
+            Job.objects.filter(pk=job.pk, status=Job.Status.DELAYED).update(
+                status=Job.Status.WAITING
+            )
+            job.status = Job.Status.WAITING
         broker.requeue([placement(job)])
     else:
         broker.unplace([broker.Placed(str(job.id), job.queue)], delete=True)

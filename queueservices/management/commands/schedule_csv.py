@@ -13,7 +13,7 @@ from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
 from jobs.services import ItemResult, QueueUnavailable, jobs_schedule_batch
-from queueservices.batch import validate_messages
+from queueservices.batch_endpoint import validate_messages
 
 BOOLEANS = {"true": True, "yes": True, "1": True}
 BOOLEANS |= {"false": False, "no": False, "0": False}

@@ -17,6 +17,7 @@ from queueservices.serializers import (
     HeldOutput,
     ScheduleEmailInput,
     ScheduleSmsInput,
+    StrictBooleanField,
     clean_idempotency_key,
     held_fields,
 )
@@ -123,13 +124,6 @@ class MessagesField(serializers.Field):
 
 
 @extend_schema_field({"type": "boolean", "default": False})
-class StrictBooleanField(serializers.Field):
-    def to_internal_value(self, data):
-        if not isinstance(data, bool):
-            raise serializers.ValidationError("Must be true or false.")
-        return data
-
-
 class ScheduleBatchInput(serializers.Serializer):
     messages = MessagesField()
     atomic = StrictBooleanField(required=False, default=False)
