@@ -200,9 +200,19 @@ CALLBACK_TIMEOUT_MS = env_int("CALLBACK_TIMEOUT_MS", 10000, minimum=1)
 CALLBACK_SIGNING_SECRETS = env_list("CALLBACK_SIGNING_SECRET")
 # Allow callback URLs on link-local / cloud metadata addresses (refused otherwise).
 CALLBACK_ALLOW_LINK_LOCAL = env_bool("CALLBACK_ALLOW_LINK_LOCAL", False)
-# Callbacks one worker process makes at once, and jobs it claims per batch.
-WORKER_CONCURRENCY = env_int("WORKER_CONCURRENCY", 50, minimum=1)
+# Callbacks one worker process has in flight at once, and the most jobs it claims
+# in one go (jobs.processes.engine).
+WORKER_CONCURRENCY = env_int("WORKER_CONCURRENCY", 100, minimum=1)
 WORKER_BATCH = env_int("WORKER_BATCH", 100, minimum=1)
+# Of those slots, the most one workspace may hold (its other jobs wait in Redis):
+# half by default, so a workspace whose backend hangs leaves the other half
+# flowing. 0: no limit.
+WORKER_MAX_SLOTS_PER_WORKSPACE = env_int(
+    "WORKER_MAX_SLOTS_PER_WORKSPACE", max(1, WORKER_CONCURRENCY // 2), minimum=0
+)
+# Outcomes are recorded together every this many ms or outcomes, whichever first.
+WORKER_FLUSH_MS = env_int("WORKER_FLUSH_MS", 5, minimum=0)
+WORKER_FLUSH_MAX = env_int("WORKER_FLUSH_MAX", 200, minimum=1)
 # Messages per second to the backend for a workspace whose row sets no limit
 # (jobs.ratelimit); 0: unlimited.
 WORKSPACE_RATE_LIMIT = env_int("WORKSPACE_RATE_LIMIT", 0, minimum=0)

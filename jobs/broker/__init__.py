@@ -12,7 +12,7 @@ promote), claiming (claim, finish), liveness (workers alive, jobs nothing will
 run), counters (metrics, rate-limit slots).
 """
 
-from jobs.broker.claiming import COMPLETED, FAILED, Claim, claim, finish
+from jobs.broker.claiming import COMPLETED, FAILED, Claim, Claimed, claim, finish
 from jobs.broker.connection import (
     DeliveryJob,
     fetch,
@@ -47,10 +47,10 @@ from jobs.broker.placing import (
 )
 
 __all__ = [
-    "COMPLETED", "FAILED", "Claim", "DeliveryJob", "Placed", "Placement", "add_counts",
-    "alive", "claim", "due_times", "enqueue_task", "fetch", "finish", "get_queue",
-    "get_scheduler", "keep_registered", "live_workers", "move_due", "ping", "place",
-    "plan_next_wake", "promote", "read_metrics", "redis_connection", "replace",
+    "COMPLETED", "FAILED", "Claim", "Claimed", "DeliveryJob", "Placed", "Placement",
+    "add_counts", "alive", "claim", "due_times", "enqueue_task", "fetch", "finish",
+    "get_queue", "get_scheduler", "keep_registered", "live_workers", "move_due", "ping",
+    "place", "plan_next_wake", "promote", "read_metrics", "redis_connection", "replace",
     "requeue", "reserve_slots", "say_alive", "schedule_saved", "take_watchdog_lock",
     "unplace", "unrunnable", "wakeups", "write_counts",
 ]  # fmt: skip

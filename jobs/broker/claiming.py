@@ -19,11 +19,24 @@ COMPLETED, FAILED = "completed", "failed"
 
 
 @dataclass(frozen=True, slots=True)
+class Claimed:
+    """A delivery job claimed by a worker: its id, queue and workspace."""
+
+    job_id: str
+    queue: str
+    workspace: str = ""
+
+    @property
+    def placed(self) -> Placed:
+        return Placed(self.job_id, self.queue)
+
+
+@dataclass(frozen=True, slots=True)
 class Claim:
     """What one claim got: delivery jobs, or one id popped from another queue
     (`other`: queue name, job id) for RQ's usual one-job path."""
 
-    deliveries: list[Placed]
+    deliveries: list[Claimed]
     other: tuple[str, str] | None = None
 
 
@@ -34,12 +47,19 @@ def claim(
     *,
     limit: int,
     block_s: float = 0,
+    share: int = 0,
+    held: dict[str, int] | None = None,
 ) -> Claim:
     """Claim up to `limit` jobs from the delivery queues (in order) for `worker`:
     status started, in their queue's started registry until JOB_STALL_TIMEOUT_MS
     (+ a minute) from now. With nothing there and `block_s`, wait that long for a
-    job on any of the queues (BLPOP) and claim it."""
-    found = _claim(worker, delivery_queues, limit)
+    job on any of the queues (BLPOP) and claim it.
+
+    `share` > 0: a workspace may hold at most that many of the worker's slots
+    (`held`: how many each holds now); its other jobs wait in Redis, in order
+    (scripts.CLAIM), for this worker's or another's free slot."""
+    fair = (share, held or {})
+    found = _claim(worker, delivery_queues, limit, fair)
     if found or not block_s:
         return Claim(found)
     watched = [*delivery_queues, *other_queues]
@@ -50,25 +70,30 @@ def claim(
     name = watched[[keys.queue(q) for q in watched].index(key)]
     if name not in delivery_queues:
         return Claim([], other=(name, job_id))
-    return Claim(_claim(worker, delivery_queues, limit, first=(name, job_id)))
+    return Claim(_claim(worker, delivery_queues, limit, fair, first=job_id))
 
 
-def _claim(worker, queues, limit, first=None) -> list[Placed]:
-    if not queues:
+def _claim(worker, queues, limit, fair, first="") -> list[Claimed]:
+    if not queues or limit <= 0:
         return []
+    share, held = fair
     expires = time.time() + settings.JOB_STALL_TIMEOUT_MS / 1000 + 60
     args = [
         limit, worker, utcformat(datetime.now(UTC)), expires, keys.JOB_PREFIX,
-        keys.started(""),
+        keys.started(""), share, keys.parked(""), keys.PARKED, first,
     ]  # fmt: skip
-    if first:
-        args += [first[1], queues.index(first[0]) + 1]
+    for workspace, slots in held.items():
+        args += [workspace, slots]
     flat = scripts.run(
         redis_connection(), scripts.CLAIM, [keys.queue(q) for q in queues], args
     )
-    names = [value.decode() for value in flat]
-    pairs = zip(names[::2], names[1::2], strict=True)
-    return [Placed(job_id, queue) for queue, job_id in pairs]
+    values = [value.decode() for value in flat]
+    return [
+        Claimed(job_id, queue, workspace)
+        for queue, job_id, workspace in zip(
+            values[::3], values[1::3], values[2::3], strict=True
+        )
+    ]
 
 
 def finish(worker: str, ends: dict[Placed, object], tally=None) -> None:

@@ -38,6 +38,10 @@ WAKEUP_CHANNEL = "queueservices:scheduler:wakeup"
 WATCHDOG_LOCK = "queueservices:watchdog:lock"
 WORKER_ALIVE_PREFIX = "queueservices:worker-alive:"
 METRICS_PREFIX = "queueservices:metrics:"
+# Jobs claimed while their workspace had its share of a worker's slots wait here,
+# one list per workspace, in order; the set names the workspaces with such a list.
+PARKED_PREFIX = "queueservices:parked:"
+PARKED = "queueservices:parked"
 RATE_PREFIX = "qs:rate:"
 
 
@@ -67,6 +71,10 @@ def rq_scheduled(queue_name: str) -> str:
 
 def worker_alive(worker_name: str) -> str:
     return WORKER_ALIVE_PREFIX + worker_name
+
+
+def parked(workspace_id: str) -> str:
+    return PARKED_PREFIX + workspace_id
 
 
 def metric(name: str) -> str:

@@ -35,26 +35,38 @@ def unrunnable(job_ids: list[str]) -> list[bool]:
     """For each job id, whether nothing in Redis will ever run it.
 
     Gone: no RQ job at all; scheduled but in no schedule; started by a worker that
-    is no longer alive; queued but on no queue (popped by a worker that then died).
+    is no longer alive; queued but neither on its queue nor parked for its
+    workspace's fair share (popped by a worker that then died).
     """
     client = redis_connection()
     with client.pipeline(transaction=False) as pipe:
         for job_id in job_ids:
-            pipe.hmget(keys.job(job_id), "status", "origin", "worker_name")
+            pipe.hmget(keys.job(job_id), "status", "origin", "worker_name", "workspace")
             pipe.zscore(keys.SCHEDULED, job_id)
         replies = pipe.execute()
     states = list(zip(replies[::2], replies[1::2], strict=True))
     with client.pipeline(transaction=False) as pipe:
-        for job_id, ((status, origin, worker), _) in zip(job_ids, states, strict=True):
+        for job_id, ((status, origin, worker, ws), _) in zip(
+            job_ids, states, strict=True
+        ):
             if status == b"started":
                 pipe.exists(keys.worker_alive((worker or b"").decode()))
+                pipe.echo("")
             elif status == b"queued" and origin:
                 pipe.lpos(keys.queue(origin.decode()), job_id, maxlen=LPOS_MAXLEN)
+                parked = keys.parked((ws or b"").decode())
+                pipe.lpos(parked, job_id, maxlen=LPOS_MAXLEN)
             else:
                 pipe.echo("")
-        checks = pipe.execute()
+                pipe.echo("")
+        replies = pipe.execute()
+    # On a queue or parked: either position counts.
+    checks = [
+        a if a not in (None, b"") else b
+        for a, b in zip(replies[::2], replies[1::2], strict=True)
+    ]
     gone = []
-    for ((status, _, _), score), check in zip(states, checks, strict=True):
+    for ((status, _, _, _), score), check in zip(states, checks, strict=True):
         if status is None:
             gone.append(True)
         elif status == b"scheduled":

@@ -33,11 +33,13 @@ MOVE_BATCH = 1000
 
 @dataclass(frozen=True, slots=True)
 class Placement:
-    """Where a job goes: its queue, now (due=None) or at epoch seconds `due`."""
+    """Where a job goes: its queue, now (due=None) or at epoch seconds `due`; its
+    workspace decides the worker's fair share (jobs.broker.claiming)."""
 
     job_id: str
     queue: str
     due: float | None = None
+    workspace: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,7 +73,7 @@ def place(placements: list[Placement], *, pipe: Pipeline | None = None) -> None:
     ]  # fmt: skip
     for placement in placements:
         due = "" if placement.due is None else repr(placement.due)
-        args += [placement.job_id, placement.queue, due]
+        args += [placement.job_id, placement.queue, due, placement.workspace]
     scripts.run(pipe or redis_connection(), scripts.PLACE, _schedule_keys(), args)
 
 
@@ -82,7 +84,7 @@ def unplace(placed: list[Placed], *, delete: bool, pipe: Pipeline | None = None)
         return
     args = [
         keys.JOB_PREFIX, keys.QUEUE_PREFIX, keys.rq_scheduled(""), keys.failed(""),
-        "1" if delete else "0", keys.finished(""),
+        "1" if delete else "0", keys.finished(""), keys.parked(""),
     ]  # fmt: skip
     for job in placed:
         args += [job.job_id, job.queue]

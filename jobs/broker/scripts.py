@@ -17,7 +17,9 @@ from redis.client import Pipeline
 # KEYS: scheduled set, next-wake key. ARGV: job prefix, queue prefix, queues set,
 # wake-up channel, now (RQ's time format), failed and finished key templates' heads
 # ('rq:failed:', 'rq:finished:'), template length n, n template values (field,
-# value...), then (id, queue, due epoch seconds or '' for now) triples.
+# value...), then (id, queue, due epoch seconds or '' for now, workspace) quads.
+# The workspace is a field of our own in RQ's hash (RQ ignores it): the worker's
+# fair share (CLAIM) reads it.
 # Wakes the scheduler once, when the earliest due time is before its plan.
 PLACE = """
 local job_prefix, queue_prefix, queues = ARGV[1], ARGV[2], ARGV[3]
@@ -26,11 +28,12 @@ local failed, finished, n = ARGV[6], ARGV[7], tonumber(ARGV[8])
 local template = {}
 for i = 1, n do template[i] = ARGV[8 + i] end
 local earliest
-for i = 9 + n, #ARGV, 3 do
+for i = 9 + n, #ARGV, 4 do
   local id, queue, score = ARGV[i], ARGV[i + 1], ARGV[i + 2]
   local job_key = job_prefix .. id
   redis.call('HSET', job_key, unpack(template))
-  redis.call('HSET', job_key, 'origin', queue, 'created_at', now)
+  redis.call('HSET', job_key, 'origin', queue, 'created_at', now,
+             'workspace', ARGV[i + 3])
   redis.call('PERSIST', job_key)
   redis.call('ZREM', failed .. queue, id)
   redis.call('ZREM', finished .. queue, id)
@@ -50,7 +53,7 @@ if earliest then
     redis.call('PUBLISH', channel, string.format('%.6f', earliest))
   end
 end
-return (#ARGV - 8 - n) / 3
+return (#ARGV - 8 - n) / 4
 """
 
 # Put already saved RQ jobs in the scheduled set: ARGV[1] the wake-up channel,
@@ -72,23 +75,29 @@ return (#ARGV - 1) / 2
 """
 
 # Take jobs out of every place that would run them: the scheduled set (ours and
-# RQ's own), their queue list, and with ARGV[5] == '1' delete their hash and their
-# finished / failed entries too. KEYS[1]: scheduled set. ARGV: job prefix, queue
-# prefix, RQ scheduled-registry head, failed head, delete flag, finished head, then
-# (id, queue) pairs. A queue list is rewritten in one pass, and only when one of
-# the ids is queued on it (LREM per id would scan a 50,000-job list once per id).
+# RQ's own), their queue list or their workspace's parked list, and with ARGV[5] ==
+# '1' delete their hash and their finished / failed entries too. KEYS[1]: scheduled
+# set. ARGV: job prefix, queue prefix, RQ scheduled-registry head, failed head,
+# delete flag, finished head, parked head, then (id, queue) pairs. A list is
+# rewritten in one pass, and only when one of the ids is queued on it (LREM per id
+# would scan a 50,000-job list once per id).
 UNPLACE = """
 local job_prefix, queue_prefix, rq_scheduled = ARGV[1], ARGV[2], ARGV[3]
-local failed, delete, finished = ARGV[4], ARGV[5] == '1', ARGV[6]
+local failed, delete, finished, parked = ARGV[4], ARGV[5] == '1', ARGV[6], ARGV[7]
 local listed = {}
-for i = 7, #ARGV, 2 do
+local function drop(key, id)
+  listed[key] = listed[key] or {}
+  listed[key][id] = true
+end
+for i = 8, #ARGV, 2 do
   local id, queue = ARGV[i], ARGV[i + 1]
   local job_key = job_prefix .. id
   redis.call('ZREM', KEYS[1], id)
   redis.call('ZREM', rq_scheduled .. queue, id)
-  if redis.call('HGET', job_key, 'status') == 'queued' then
-    listed[queue] = listed[queue] or {}
-    listed[queue][id] = true
+  local state = redis.call('HMGET', job_key, 'status', 'workspace')
+  if state[1] == 'queued' then
+    drop(queue_prefix .. queue, id)
+    if state[2] and state[2] ~= '' then drop(parked .. state[2], id) end
   end
   if delete then
     redis.call('DEL', job_key)
@@ -97,11 +106,10 @@ for i = 7, #ARGV, 2 do
   end
 end
 local removed = 0
-for queue, drop in pairs(listed) do
-  local key = queue_prefix .. queue
+for key, ids in pairs(listed) do
   local keep = {}
   for _, id in ipairs(redis.call('LRANGE', key, 0, -1)) do
-    if drop[id] then removed = removed + 1 else keep[#keep + 1] = id end
+    if ids[id] then removed = removed + 1 else keep[#keep + 1] = id end
   end
   redis.call('DEL', key)
   for i = 1, #keep, 5000 do
@@ -168,29 +176,63 @@ redis.call('SET', KEYS[2], string.format('%.6f', wake), 'PX', ttl)
 return string.format('%.6f', wake)
 """
 
-# Pop up to ARGV[1] jobs from the queues (KEYS, in order), skipping ids whose hash
-# is gone (cancelled), and mark each started by worker ARGV[2] (at ARGV[3]) in its
-# queue's started registry (head ARGV[6]) until ARGV[4]. ARGV[7], if given, is an
-# id already popped (by BLPOP) from KEYS[ARGV[8]]. Returns [queue, id, ...].
+# Claim up to ARGV[1] jobs for worker ARGV[2]: status started (at ARGV[3]), in
+# their queue's started registry (head ARGV[6]) until ARGV[4]; ids whose hash is
+# gone (cancelled) are skipped. A workspace holds at most ARGV[7] of the worker's
+# slots (0: no limit); ARGV[11..] are (workspace, slots it holds now) pairs. A job
+# over its workspace's share moves from the queue to the end of the workspace's
+# parked list (head ARGV[8]; ARGV[9] the set of parked workspaces), and parked
+# jobs are claimed first, in order, when their workspace has room: jobs wait in
+# Redis, not in a worker, and no workspace's jobs overtake each other. ARGV[10],
+# if not '', is an id already popped (by BLPOP) from one of the queues (KEYS).
+# At most 10 pops per slot: a backlog of one workspace is parked a bit at a time.
+# Returns [queue, id, workspace, ...].
 CLAIM = """
-local job_prefix, started = ARGV[5], ARGV[6]
-local claimed = {}
+local limit, job_prefix, started = tonumber(ARGV[1]), ARGV[5], ARGV[6]
+local cap, parked, parked_set = tonumber(ARGV[7]), ARGV[8], ARGV[9]
+local held = {}
+for i = 11, #ARGV, 2 do held[ARGV[i]] = tonumber(ARGV[i + 1]) end
+local claimed, count, pops = {}, 0, 0
+local function room(ws)
+  return cap == 0 or ws == '' or (held[ws] or 0) < cap
+end
 local function claim(id)
   local job_key = job_prefix .. id
-  if redis.call('EXISTS', job_key) == 0 then return end
-  local origin = redis.call('HGET', job_key, 'origin')
+  local state = redis.call('HMGET', job_key, 'origin', 'workspace')
+  if not state[1] then return end
+  local ws = state[2] or ''
   redis.call('HSET', job_key, 'status', 'started', 'started_at', ARGV[3],
              'worker_name', ARGV[2])
-  redis.call('ZADD', started .. origin, ARGV[4], id .. ':' .. ARGV[2])
-  table.insert(claimed, origin)
+  redis.call('ZADD', started .. state[1], ARGV[4], id .. ':' .. ARGV[2])
+  held[ws] = (held[ws] or 0) + 1
+  count = count + 1
+  table.insert(claimed, state[1])
   table.insert(claimed, id)
+  table.insert(claimed, ws)
 end
-if ARGV[7] then claim(ARGV[7]) end
+local function take(id)
+  local ws = redis.call('HGET', job_prefix .. id, 'workspace')
+  if not ws then return end
+  if room(ws) then return claim(id) end
+  redis.call('RPUSH', parked .. ws, id)
+  redis.call('SADD', parked_set, ws)
+end
+if cap > 0 then
+  for _, ws in ipairs(redis.call('SMEMBERS', parked_set)) do
+    while count < limit and room(ws) do
+      local id = redis.call('LPOP', parked .. ws)
+      if not id then redis.call('SREM', parked_set, ws); break end
+      claim(id)
+    end
+  end
+end
+if ARGV[10] ~= '' then take(ARGV[10]) end
 for _, queue_key in ipairs(KEYS) do
-  while #claimed / 2 < tonumber(ARGV[1]) do
+  while count < limit and pops < limit * 10 do
     local id = redis.call('LPOP', queue_key)
     if not id then break end
-    claim(id)
+    pops = pops + 1
+    take(id)
   end
 end
 return claimed

@@ -1,20 +1,18 @@
 """DeliveryWorker: the RQ worker the Procfile runs (`manage.py rqworker
 --worker-class jobs.processes.worker.DeliveryWorker`).
 
-A callback is a short wait on the network, and RQ's one-job-at-a-time loop spends
-most of each job on bookkeeping (some forty Redis round trips and four SQL
-statements). This worker keeps RQ's loop, registration, job format and
-registries, but claims delivery jobs in bulk (jobs.broker.claim: up to
-WORKER_BATCH at once, status `started` in their queue's started registry),
-delivers them WORKER_CONCURRENCY at a time over one pooled keep-alive session,
-and records the outcomes in bulk (jobs.services.deliveries). Other jobs (the
-failure webhook) take RQ's usual path. No fork per job, Django DB connections
-recycled around each batch, and an "alive" key the watchdog reads.
+RQ's one-job-at-a-time loop spends most of a callback on bookkeeping (some forty
+Redis round trips and four SQL statements) and waits for each callback in turn.
+This worker keeps RQ's loop, registration, job format and registries; when
+delivery jobs are due it hands over to the delivery engine
+(jobs.processes.engine): up to WORKER_CONCURRENCY callbacks in flight, claimed the
+moment a slot frees, with a fair share per workspace and outcomes recorded in
+bulk. Other jobs (the failure webhook) take RQ's usual path, also while the
+engine runs. No fork per job, and an "alive" key the watchdog reads.
 """
 
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from functools import wraps
 
 from django.conf import settings
@@ -24,7 +22,8 @@ from rq.exceptions import NoSuchJobError
 from rq.serializers import JSONSerializer
 from rq.worker import SimpleWorker, WorkerStatus
 
-from jobs import broker, services
+from jobs import broker
+from jobs.processes.engine import DeliveryEngine
 from jobs.queues import DELIVERY_QUEUES
 
 # The worker says it is alive this often, for this long: the watchdog takes an
@@ -51,7 +50,7 @@ def through_redis_outages(method):
 
 
 class Batch(list):
-    """The claimed delivery jobs (jobs.broker.Placed); stands in for RQ's job."""
+    """The claimed delivery jobs (jobs.broker.Claimed); stands in for RQ's job."""
 
     id = "batch"
 
@@ -62,10 +61,8 @@ class DeliveryWorker(SimpleWorker):
         kwargs["serializer"] = JSONSerializer
         kwargs["job_class"] = broker.DeliveryJob
         super().__init__(*args, **kwargs)
-        self._pool = ThreadPoolExecutor(
-            max_workers=settings.WORKER_CONCURRENCY, thread_name_prefix="callback"
-        )
-        self._stopping = False
+        self._engine = None
+        self._stopping = self._burst = False
 
     run_maintenance_tasks = through_redis_outages(SimpleWorker.run_maintenance_tasks)
     check_for_suspension = through_redis_outages(SimpleWorker.check_for_suspension)
@@ -84,6 +81,10 @@ class DeliveryWorker(SimpleWorker):
 
     def register_death(self):
         self._alive.set()
+        if self._engine is not None:
+            # A burst worker may work again (tests): it starts a fresh engine.
+            self._engine.close()
+            self._engine = None
         super().register_death()
 
     def _say_alive(self) -> None:
@@ -97,6 +98,7 @@ class DeliveryWorker(SimpleWorker):
         """A Batch of delivery jobs, or one other job (the failure webhook) for
         RQ's usual path. Blocks, in steps, until one arrives unless burst."""
         self.set_state(WorkerStatus.IDLE)
+        self._burst = timeout is None
         idle_since = time.monotonic()
         names = [queue.name for queue in self.queues]
         deliveries = [name for name in names if name in DELIVERY_QUEUES]
@@ -154,12 +156,36 @@ class DeliveryWorker(SimpleWorker):
 
     # --- delivering -------------------------------------------------------------
     def execute_job(self, batch, queue):
-        close_old_connections()
-        try:
-            if not isinstance(batch, Batch):
-                return super().execute_job(batch, queue)
-            self.set_state(WorkerStatus.BUSY)
-            services.deliver_claimed(list(batch), worker=self.name, call=self._pool.map)
-            self.set_state(WorkerStatus.IDLE)
-        finally:
+        if not isinstance(batch, Batch):
             close_old_connections()
+            try:
+                return super().execute_job(batch, queue)
+            finally:
+                close_old_connections()
+        if self._engine is None:
+            names = [q.name for q in self.queues if q.name in DELIVERY_QUEUES]
+            self._engine = DeliveryEngine(self.name, names)
+        self.set_state(WorkerStatus.BUSY)
+        self._engine.run(
+            list(batch), lambda: self._stopping, self._run_other, linger=not self._burst
+        )
+        self.set_state(WorkerStatus.IDLE)
+
+    def _run_other(self) -> None:
+        """While the engine runs: keep RQ's registration fresh, and run one job of
+        the other queues (the failure webhook) by RQ's own code, if one waits."""
+        self.heartbeat()
+        others = [q for q in self.queues if q.name not in DELIVERY_QUEUES]
+        if not others:
+            return
+        found = self.queue_class.dequeue_any(
+            others,
+            None,
+            connection=self.connection,
+            job_class=self.job_class,
+            serializer=self.serializer,
+        )
+        if found:
+            job, queue = found
+            self.execute_job(job, queue)
+            self.set_state(WorkerStatus.BUSY)

@@ -22,7 +22,12 @@ from jobs.services.control import (
     jobs_reschedule,
     jobs_resume,
 )
-from jobs.services.deliveries import deliver_claimed, deliver_one
+from jobs.services.deliveries import (
+    Finished,
+    deliver_one,
+    record_outcomes,
+    start_claimed,
+)
 from jobs.services.errors import (
     IdempotencyConflict,
     IllegalTransition,
@@ -46,7 +51,9 @@ __all__ = [
     "ItemResult",
     "NewTime",
     "QueueUnavailable",
-    "deliver_claimed",
+    "Finished",
+    "record_outcomes",
+    "start_claimed",
     "deliver_one",
     "job_cancel",
     "job_promote",

@@ -1,14 +1,17 @@
 """Delivering claimed jobs: start the attempts, make the callbacks, record them.
 
-One path for every worker: ours hands over a claim of many jobs and has the ends
-written to RQ's registries here (deliver_claimed); a stock RQ worker runs
-jobs.tasks.deliver, which delivers its one job with deliver_one and lets RQ
-record the end.
+One path for every worker. Ours (jobs.processes.engine) starts the attempts of
+what it claims in bulk (start_claimed), makes the callbacks itself, and records
+the outcomes in bulk (record_outcomes: one transaction, one Redis pipeline). A
+stock RQ worker runs jobs.tasks.deliver, which delivers its one job with
+deliver_one and lets RQ record the end.
 """
 
 import logging
-from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import datetime
 
+from django.db import transaction
 from redis.exceptions import RedisError
 
 from jobs import broker, delivery, metrics
@@ -17,17 +20,41 @@ from jobs.services.attempts import jobs_record_attempts, jobs_start_attempts
 
 logger = logging.getLogger(__name__)
 
-# How callbacks are made: map(delivery.deliver_job, jobs), or a thread pool's map.
-Caller = Callable[[Callable, Iterable[Job]], Iterable[delivery.Outcome]]
+
+@dataclass(frozen=True, slots=True)
+class Finished:
+    """One callback attempt made: the claim, its job, what came of it, and when
+    the attempt was due (for the lateness metric)."""
+
+    claimed: broker.Claimed
+    job: Job
+    outcome: delivery.Outcome
+    due: datetime
 
 
-def deliver_claimed(claimed: list[broker.Placed], *, worker: str, call: Caller = map):
-    """Deliver what `worker` claimed and record every end, in the database (two
-    statements to start, a few to record) and in Redis (one pipeline, metrics
-    included)."""
-    jobs, decisions, tally = _deliver([p.job_id for p in claimed], worker, call)
-    # A claimed job that was not delivered (no longer pending) is done with, too.
-    ends = {p: decisions.get(p.job_id, broker.COMPLETED) for p in claimed}
+def start_claimed(
+    claimed: list[broker.Claimed], *, worker: str
+) -> tuple[list[tuple[broker.Claimed, Job]], list[broker.Claimed]]:
+    """Start the attempts of what `worker` claimed (two statements); returns the
+    jobs to deliver with their claims, and the claims not to deliver (no longer
+    pending, held by a pause, or someone else's attempt in flight)."""
+    jobs = jobs_start_attempts(job_ids=[c.job_id for c in claimed], worker=worker)
+    by_id = {str(job.id): job for job in jobs}
+    started = [(c, by_id[c.job_id]) for c in claimed if c.job_id in by_id]
+    skipped = [c for c in claimed if c.job_id not in by_id]
+    return started, skipped
+
+
+def record_outcomes(
+    finished: list[Finished], skipped: list[broker.Claimed] = (), *, worker: str
+) -> None:
+    """Record the attempts (one transaction) and every end in RQ's registries,
+    metrics included (one Redis pipeline)."""
+    with transaction.atomic():
+        decisions = jobs_record_attempts(results=[(f.job, f.outcome) for f in finished])
+    tally = _tally(finished, decisions)
+    ends = {c.placed: broker.COMPLETED for c in skipped}
+    ends.update({f.claimed.placed: decisions[f.claimed.job_id] for f in finished})
     try:
         broker.finish(worker, ends, tally)
     except RedisError as exc:
@@ -39,27 +66,24 @@ def deliver_one(job_id: str, *, worker: str) -> tuple[Job | None, object]:
     """Deliver one job; returns the job (None when it is not to be delivered) and
     its decision (broker.COMPLETED, broker.FAILED or the retry's epoch seconds).
     The metrics go to Redis here; the caller records the end in RQ's terms."""
-    jobs, decisions, tally = _deliver([job_id], worker, map)
+    [job] = jobs_start_attempts(job_ids=[job_id], worker=worker) or [None]
+    if job is None:
+        return None, broker.COMPLETED
+    finished = Finished(None, job, delivery.deliver_job(job), job.scheduled_for)
+    decisions = jobs_record_attempts(results=[(job, finished.outcome)])
     try:
-        broker.write_counts(tally)
+        broker.write_counts(_tally([finished], decisions))
     except RedisError as exc:
         logger.warning("Redis unavailable recording metrics: %s", exc)
-    if not jobs:
-        return None, broker.COMPLETED
-    return jobs[0], decisions[job_id]
+    return job, decisions[job_id]
 
 
-def _deliver(job_ids: list[str], worker: str, call: Caller):
-    jobs = jobs_start_attempts(job_ids=job_ids, worker=worker)
-    # Before recording: a retry moves job.scheduled_for to the next attempt's time.
-    dues = [job.scheduled_for for job in jobs]
-    outcomes = list(call(delivery.deliver_job, jobs))
-    decisions = jobs_record_attempts(results=list(zip(jobs, outcomes, strict=True)))
+def _tally(finished: list[Finished], decisions: dict) -> metrics.Tally:
     tally = metrics.Tally()
-    for job, outcome, due in zip(jobs, outcomes, dues, strict=True):
-        decision = decisions[str(job.id)]
+    for f in finished:
+        decision = decisions[str(f.job.id)]
         result = {broker.COMPLETED: "delivered", broker.FAILED: "failed"}.get(
             decision, "retry"
         )
-        tally.attempt(result, outcome, due=due)
-    return jobs, decisions, tally
+        tally.attempt(result, f.outcome, due=f.due)
+    return tally

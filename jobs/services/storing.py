@@ -12,7 +12,7 @@ from jobs.services.errors import QueueUnavailable
 def placement(job: Job) -> broker.Placement:
     """Where the job's RQ job goes: its queue, now or at its scheduled time."""
     due = job.scheduled_for.timestamp() if job.status == Job.Status.DELAYED else None
-    return broker.Placement(str(job.id), job.queue, due)
+    return broker.Placement(str(job.id), job.queue, due, job.workspace_id)
 
 
 def placed(job: Job) -> broker.Placed:
