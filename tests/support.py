@@ -1,5 +1,11 @@
-"""Real parts for tests: a Redis server, a recording HTTP backend, service processes."""
+"""Helpers the test modules share: a Redis server, a recording HTTP backend, service
+processes, request bodies and calls, and looks at jobs in Redis and the database.
 
+Test modules import helpers from here (and fixtures from conftest.py), never from
+one another.
+"""
+
+import base64
 import json
 import os
 import shutil
@@ -15,8 +21,12 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import redis
+import requests
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+# --- ports and waiting ----------------------------------------------------------------
 
 
 def free_port() -> int:
@@ -37,6 +47,9 @@ def wait_for(
     raise AssertionError(
         f"timed out after {timeout} s waiting for {message or predicate}"
     )
+
+
+# --- a Redis server of our own --------------------------------------------------------
 
 
 def redis_server_binary() -> str:
@@ -85,6 +98,9 @@ def _pings(client) -> bool:
         return client.ping()
     except redis.ConnectionError:
         return False
+
+
+# --- the customer's backend, recording every request ----------------------------------
 
 
 @dataclass
@@ -175,6 +191,9 @@ def start_backend() -> tuple[Backend, ThreadingHTTPServer]:
     return backend, server
 
 
+# --- service processes ----------------------------------------------------------------
+
+
 class ServiceProcess:
     """One Procfile-style process (rqworker, gunicorn...) as a subprocess."""
 
@@ -209,7 +228,109 @@ class ServiceProcess:
         return self.log_path.read_text(errors="replace")
 
 
-# --- reading what the broker placed (its public API, not raw keys) ------------------
+# --- the Procfile, as users run it ----------------------------------------------------
+
+
+def procfile() -> dict[str, str]:
+    lines = (ROOT / "Procfile").read_text().splitlines()
+    return dict(line.split(": ", 1) for line in lines if line.strip())
+
+
+def answers(url: str) -> bool:
+    try:
+        return requests.get(url, timeout=1).status_code == 200
+    except requests.RequestException:
+        return False
+
+
+# --- request bodies and API calls -----------------------------------------------------
+
+SMS = {
+    "phoneNumber": "+1234567890",
+    "message": "This is a test SMS",
+    "contactId": "123456",
+    "workspaceId": "66338",
+    "delay": 0,
+}
+EMAIL = {
+    "to": "test@example.com",
+    "subject": "Test Email",
+    "html": "<p>This is a test email</p>",
+    "contactId": "123456",
+    "workspaceId": "66338",
+    "delay": 0,
+}
+
+
+def post(client, path, body, **extra):
+    data = body if isinstance(body, (str, bytes)) else json.dumps(body)
+    return client.post(path, data=data, content_type="application/json", **extra)
+
+
+def bearer(key: str) -> dict:
+    return {"HTTP_AUTHORIZATION": f"Bearer {key}"}
+
+
+def basic(user: str, password: str) -> dict:
+    token = base64.b64encode(f"{user}:{password}".encode()).decode()
+    return {"HTTP_AUTHORIZATION": f"Basic {token}"}
+
+
+def schedule(client, *, delay=0, campaign="spring", workspace="ws-1", **extra) -> str:
+    body = {
+        **SMS,
+        "delay": delay,
+        "workspaceId": workspace,
+        "metadata": {"campaignId": campaign},
+    }
+    response = post(client, "/api/schedule-sms", body, **extra)
+    assert response.status_code == 200, response.content
+    return response.json()["jobId"]
+
+
+def queues_on(port: int, settings) -> dict:
+    """settings.RQ_QUEUES pointed at the Redis on `port`."""
+    return {
+        name: {**config, "HOST": "127.0.0.1", "PORT": port}
+        for name, config in settings.RQ_QUEUES.items()
+    }
+
+
+# --- jobs in the database and at the backend ------------------------------------------
+
+
+def status(job_id) -> str:
+    from jobs.models import Job
+
+    return Job.objects.get(pk=job_id).status
+
+
+def statuses(ids) -> list[str]:
+    return [status(job_id) for job_id in ids]
+
+
+def delivered(backend, job_id) -> int:
+    return len(backend.for_job(job_id, "/send-sms"))
+
+
+# --- reading what the broker placed (its public API, not raw keys) --------------------
+
+
+def queued_ids(redis, name):
+    from jobs import broker
+
+    return broker.get_queue(name).job_ids
+
+
+def in_redis(redis, job_id) -> bool:
+    """Whether anything in Redis would still run the job (a paused job has
+    nothing there)."""
+    return scheduled_at(job_id) is not None or any(
+        job_id in queued_ids(redis, name)
+        for name in ("send-sms-queue", "scheduled-sms-queue")
+    )
+
+
 def scheduled_at(job_id) -> float | None:
     """The job's due time in the scheduler's set (epoch seconds), None if not there."""
     from jobs import broker
@@ -228,3 +349,18 @@ def scheduled_ids() -> list[str]:
     from jobs import broker
 
     return [job.id for job in broker.get_scheduler().get_jobs()]
+
+
+# --- a headless Chromium --------------------------------------------------------------
+
+CHROMIUM = os.environ.get("CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
+# Flags from the machine notes: no background networking on a closed network.
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]

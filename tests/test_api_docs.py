@@ -9,9 +9,14 @@ import requests
 
 from jobs.apikeys import apikey_create
 from tests.conftest import OUTPUT_DIR
-from tests.support import free_port, wait_for
-from tests.test_browser import CHROMIUM, CHROMIUM_ARGS
-from tests.test_procfile_e2e import _answers, procfile
+from tests.support import (
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    answers,
+    free_port,
+    procfile,
+    wait_for,
+)
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -23,7 +28,7 @@ def web(start_process):
     env = {"PORT": str(port), "HOST": "127.0.0.1", "DEBUG": "false"}
     start_process("web", procfile()["web"], SECRET_KEY="docs-test", **env)
     base = f"http://127.0.0.1:{port}"
-    wait_for(lambda: _answers(f"{base}/health"), timeout=30, message="web to answer")
+    wait_for(lambda: answers(f"{base}/health"), timeout=30, message="web to answer")
     return base
 
 

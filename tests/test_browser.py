@@ -1,16 +1,14 @@
 """The pages in a real browser: headless Debian Chromium driven by Playwright."""
 
 import os
-import shutil
 from pathlib import Path
 
 import pytest
 
 from jobs.models import Job
 from tests.conftest import OUTPUT_DIR
-from tests.test_schedule_api import SMS, post
+from tests.support import CHROMIUM, CHROMIUM_ARGS, SMS, post
 
-CHROMIUM = os.environ.get("CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
 if not Path(CHROMIUM).exists():
     pytest.skip(
         f"Chromium not found at {CHROMIUM}: install it with "
@@ -25,16 +23,6 @@ os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
 pytestmark = pytest.mark.django_db(transaction=True)
 SCREENSHOTS = OUTPUT_DIR / "screenshots"
 CREDENTIALS = {"username": "ops", "password": "browser-pass"}
-# Flags from the machine notes: no background networking on a closed network.
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 
 
 @pytest.fixture(scope="module")

@@ -1,11 +1,11 @@
 """Every URL under /admin/queues needs the dashboard credentials or a staff login."""
 
-import base64
 import uuid
 
 import pytest
 
 from jobs.models import Job
+from tests.support import basic
 
 pytestmark = pytest.mark.django_db
 
@@ -22,11 +22,6 @@ DASHBOARD_URLS = [
     ("post", "/admin/queues/queues/send-sms-queue/clean-completed"),
     ("get", "/admin/queues/anything/else"),
 ]
-
-
-def basic(user: str, password: str) -> dict:
-    token = base64.b64encode(f"{user}:{password}".encode()).decode()
-    return {"HTTP_AUTHORIZATION": f"Basic {token}"}
 
 
 @pytest.fixture(autouse=True)

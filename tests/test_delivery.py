@@ -7,7 +7,7 @@ from rq.serializers import JSONSerializer
 
 from jobs.broker import get_queue
 from jobs.models import Job
-from tests.test_schedule_api import EMAIL, SMS, post
+from tests.support import EMAIL, SMS, post
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -8,7 +8,7 @@ from django.db import connection
 from jobs.models import Job
 from jobs.services import job_schedule
 from jobs.services.groupcommit import GroupCommit
-from tests.test_schedule_api import SMS, queued_ids
+from tests.support import SMS, queued_ids
 
 
 def run_threads(target, count: int) -> list:

@@ -11,24 +11,19 @@ from jobs.apikeys import apikey_create
 from jobs.broker import fetch as fetch_rq_job
 from jobs.models import AuditEntry, Job
 from jobs.processes import watchdog
-from tests.support import scheduled_at
-from tests.test_schedule_api import SMS, post, queued_ids
-from tests.test_security import bearer
+from tests.support import (
+    bearer,
+    delivered,
+    in_redis,
+    queued_ids,
+    schedule,
+    scheduled_at,
+    status,
+    statuses,
+)
 
 pytestmark = pytest.mark.django_db(transaction=True)
 HOUR_MS = 3_600_000
-
-
-def schedule(client, *, delay=0, campaign="spring", workspace="ws-1", **extra) -> str:
-    body = {
-        **SMS,
-        "delay": delay,
-        "workspaceId": workspace,
-        "metadata": {"campaignId": campaign},
-    }
-    response = post(client, "/api/schedule-sms", body, **extra)
-    assert response.status_code == 200, response.content
-    return response.json()["jobId"]
 
 
 def send(client, method, path, body=None, **extra):
@@ -36,27 +31,6 @@ def send(client, method, path, body=None, **extra):
     return getattr(client, method)(
         path, data=data, content_type="application/json", **extra
     )
-
-
-def status(job_id) -> str:
-    return Job.objects.get(pk=job_id).status
-
-
-def statuses(ids) -> list[str]:
-    return [status(job_id) for job_id in ids]
-
-
-def in_redis(redis, job_id) -> bool:
-    """Whether anything in Redis would still run the job (a paused job has
-    nothing there)."""
-    return scheduled_at(job_id) is not None or any(
-        job_id in queued_ids(redis, name)
-        for name in ("send-sms-queue", "scheduled-sms-queue")
-    )
-
-
-def delivered(backend, job_id) -> int:
-    return len(backend.for_job(job_id, "/send-sms"))
 
 
 # --- one job ------------------------------------------------------------------------

@@ -1,6 +1,5 @@
 """/metrics: Prometheus text, guarded like the dashboard, fed by every process."""
 
-import base64
 import time
 
 import pytest
@@ -10,18 +9,11 @@ from jobs import services
 from jobs.models import Job
 from jobs.processes import watchdog
 from tests.conftest import wait_for_schedulers, wait_for_workers
-from tests.support import free_port, wait_for
-from tests.test_procfile_e2e import procfile
-from tests.test_schedule_api import EMAIL, SMS, post
+from tests.support import EMAIL, SMS, basic, free_port, post, procfile, wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 USER, PASSWORD = "ops", "metrics-pass"
-
-
-def basic(user: str, password: str) -> dict:
-    token = base64.b64encode(f"{user}:{password}".encode()).decode()
-    return {"HTTP_AUTHORIZATION": f"Basic {token}"}
 
 
 @pytest.fixture(autouse=True)

@@ -9,9 +9,7 @@ from rq.registry import FailedJobRegistry
 from jobs.broker import fetch as fetch_rq_job
 from jobs.broker import get_queue
 from jobs.models import AuditEntry, Job
-from tests.support import scheduled_at
-from tests.test_dashboard_access import basic
-from tests.test_schedule_api import EMAIL, SMS, post
+from tests.support import EMAIL, SMS, basic, post, scheduled_at, status
 
 pytestmark = pytest.mark.django_db(transaction=True)
 AUTH = basic("ops", "pw")
@@ -32,10 +30,6 @@ def queued(redis, name):
         i.decode()
         for i in redis.lrange(Queue.redis_queue_namespace_prefix + name, 0, -1)
     ]
-
-
-def status(job_id):
-    return Job.objects.get(pk=job_id).status
 
 
 @pytest.fixture

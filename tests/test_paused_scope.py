@@ -6,10 +6,17 @@ from jobs.apikeys import apikey_create
 from jobs.broker import fetch as fetch_rq_job
 from jobs.models import Job, PausedScope
 from jobs.services.holds import release_unheld
-from tests.test_dashboard_access import basic
-from tests.test_job_control import delivered, in_redis, schedule, status, statuses
-from tests.test_schedule_api import SMS, post
-from tests.test_security import bearer
+from tests.support import (
+    SMS,
+    basic,
+    bearer,
+    delivered,
+    in_redis,
+    post,
+    schedule,
+    status,
+    statuses,
+)
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -6,14 +6,9 @@ import pytest
 import requests
 
 from tests.conftest import wait_for_schedulers, wait_for_workers
-from tests.support import ROOT, free_port, wait_for
+from tests.support import ROOT, answers, free_port, procfile, wait_for
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.processes]
-
-
-def procfile() -> dict[str, str]:
-    lines = (ROOT / "Procfile").read_text().splitlines()
-    return dict(line.split(": ", 1) for line in lines if line.strip())
 
 
 def test_procfile_serves_the_seed_curl_examples(start_process, service_env, backend):
@@ -34,7 +29,7 @@ def test_procfile_serves_the_seed_curl_examples(start_process, service_env, back
     start_process("worker", commands["worker"], **env)
     start_process("scheduler", commands["scheduler"], **env)
     base = f"http://127.0.0.1:{port}"
-    wait_for(lambda: _answers(f"{base}/health"), timeout=30, message="web to answer")
+    wait_for(lambda: answers(f"{base}/health"), timeout=30, message="web to answer")
     wait_for_workers(1)
     wait_for_schedulers(1)
 
@@ -89,10 +84,3 @@ def service_env_with_path(env: dict) -> dict:
 
     path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
     return {**os.environ, **env, "PATH": path}
-
-
-def _answers(url: str) -> bool:
-    try:
-        return requests.get(url, timeout=1).status_code == 200
-    except requests.RequestException:
-        return False

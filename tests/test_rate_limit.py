@@ -21,9 +21,16 @@ from jobs.sendtime import plan_send
 from jobs.services import job_schedule, jobs_retry_failed
 from jobs.workspaces import forget_cached_workspaces
 from tests.conftest import wait_for_schedulers, wait_for_workers
-from tests.support import free_port, scheduled_at, scheduled_count, wait_for
-from tests.test_redis_down import queues_on
-from tests.test_schedule_api import SMS, post, queued_ids
+from tests.support import (
+    SMS,
+    free_port,
+    post,
+    queued_ids,
+    queues_on,
+    scheduled_at,
+    scheduled_count,
+    wait_for,
+)
 
 WORKER = (
     "exec python manage.py rqworker --worker-class "

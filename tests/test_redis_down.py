@@ -6,17 +6,9 @@ import pytest
 from django.test.utils import override_settings
 
 from jobs.models import Job
-from tests.support import RedisServer, free_port
-from tests.test_schedule_api import SMS, post
+from tests.support import SMS, RedisServer, free_port, post, queues_on
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-def queues_on(port: int, settings) -> dict:
-    return {
-        name: {**config, "HOST": "127.0.0.1", "PORT": port}
-        for name, config in settings.RQ_QUEUES.items()
-    }
 
 
 def test_schedule_answers_503_within_5_seconds_when_redis_is_unreachable(

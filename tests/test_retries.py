@@ -8,16 +8,12 @@ from rq.registry import FailedJobRegistry
 
 from jobs.broker import get_queue, redis_connection
 from jobs.models import Job
-from tests.test_schedule_api import EMAIL, SMS, post
+from tests.support import EMAIL, SMS, post, status
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
     pytest.mark.usefixtures("fast_retries"),
 ]
-
-
-def status(job_id: str) -> str:
-    return Job.objects.get(pk=job_id).status
 
 
 def test_failed_callback_is_retried_with_growing_gaps_then_succeeds(

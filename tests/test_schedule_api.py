@@ -2,37 +2,11 @@ import json
 
 import pytest
 
-from jobs import broker
 from jobs.broker import keys
 from jobs.models import Job
-from tests.support import scheduled_at
+from tests.support import EMAIL, SMS, post, queued_ids, scheduled_at
 
 pytestmark = pytest.mark.django_db
-
-SMS = {
-    "phoneNumber": "+1234567890",
-    "message": "This is a test SMS",
-    "contactId": "123456",
-    "workspaceId": "66338",
-    "delay": 0,
-}
-EMAIL = {
-    "to": "test@example.com",
-    "subject": "Test Email",
-    "html": "<p>This is a test email</p>",
-    "contactId": "123456",
-    "workspaceId": "66338",
-    "delay": 0,
-}
-
-
-def post(client, path, body, **extra):
-    data = body if isinstance(body, (str, bytes)) else json.dumps(body)
-    return client.post(path, data=data, content_type="application/json", **extra)
-
-
-def queued_ids(redis, name):
-    return broker.get_queue(name).job_ids
 
 
 def test_immediate_sms_is_recorded_and_queued(client, redis):

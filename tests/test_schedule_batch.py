@@ -15,9 +15,17 @@ from jobs.broker.keys import WAKEUP_CHANNEL
 from jobs.models import Job, Workspace
 from jobs.services import BatchItem, jobs_schedule_batch
 from jobs.services.holds import forget_cached_pauses
-from tests.support import free_port, scheduled_at, scheduled_ids, wait_for
-from tests.test_redis_down import queues_on
-from tests.test_schedule_api import EMAIL, SMS, post, queued_ids
+from tests.support import (
+    EMAIL,
+    SMS,
+    free_port,
+    post,
+    queued_ids,
+    queues_on,
+    scheduled_at,
+    scheduled_ids,
+    wait_for,
+)
 
 pytestmark = pytest.mark.django_db
 

@@ -6,8 +6,7 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from jobs.models import Job
-from tests.support import scheduled_ids
-from tests.test_schedule_api import queued_ids
+from tests.support import queued_ids, scheduled_ids
 
 pytestmark = pytest.mark.django_db
 

@@ -12,8 +12,7 @@ from rq import Queue
 from jobs.broker import get_scheduler
 from jobs.models import Job
 from tests.conftest import wait_for_schedulers, wait_for_workers
-from tests.support import scheduled_count, wait_for
-from tests.test_schedule_api import SMS, post
+from tests.support import SMS, post, scheduled_count, wait_for
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.processes]
 

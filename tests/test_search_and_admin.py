@@ -4,8 +4,7 @@ import pytest
 
 from jobs.broker import get_queue
 from jobs.models import AuditEntry, Job
-from tests.test_dashboard_access import basic
-from tests.test_schedule_api import EMAIL, SMS, post
+from tests.support import EMAIL, SMS, basic, post
 
 pytestmark = pytest.mark.django_db
 

@@ -12,7 +12,7 @@ from django.utils import timezone
 from jobs.apikeys import apikey_create, apikey_revoke
 from jobs.broker import get_queue
 from jobs.models import Job
-from tests.test_schedule_api import SMS, post
+from tests.support import SMS, bearer, post
 
 SECRET = "whsec_" + base64.b64encode(b"0123456789abcdef0123456789abcdef").decode()
 OLD_SECRET = "whsec_" + base64.b64encode(b"an older secret, still accepted").decode()
@@ -55,10 +55,6 @@ def test_callbacks_and_webhooks_are_signed_with_every_active_secret(
 
 
 # --- API keys -----------------------------------------------------------------------
-
-
-def bearer(key: str) -> dict:
-    return {"HTTP_AUTHORIZATION": f"Bearer {key}"}
 
 
 @pytest.mark.django_db

@@ -20,8 +20,7 @@ from jobs.sendtime import (
     zone,
 )
 from jobs.workspaces import workspace_rules
-from tests.support import scheduled_at, scheduled_count
-from tests.test_schedule_api import SMS, post
+from tests.support import SMS, post, scheduled_at, scheduled_count
 
 SMS_AT = {k: v for k, v in SMS.items() if k != "delay"}
 TEN_YEARS_MS = 10 * 365 * 24 * 3600 * 1000

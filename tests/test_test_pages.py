@@ -7,7 +7,7 @@ import pytest
 from django.test import Client
 
 from jobs.models import Job
-from tests.test_dashboard_access import basic
+from tests.support import basic
 
 pytestmark = pytest.mark.django_db
 

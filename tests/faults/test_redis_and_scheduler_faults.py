@@ -7,8 +7,7 @@ import pytest
 
 from jobs.models import Job
 from tests.faults.conftest import SCHEDULER, record
-from tests.support import wait_for
-from tests.test_schedule_api import EMAIL, SMS, post
+from tests.support import EMAIL, SMS, post, wait_for
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.processes]
 

@@ -11,8 +11,7 @@ import pytest
 
 from jobs.models import Job
 from tests.faults.conftest import WORKER, record
-from tests.support import wait_for
-from tests.test_schedule_api import SMS, post
+from tests.support import SMS, post, wait_for
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.processes]
 JOBS = int(os.environ.get("SOAK_JOBS", "5000"))

@@ -8,8 +8,7 @@ import pytest
 from jobs.models import Job
 from tests.conftest import wait_for_workers
 from tests.faults.conftest import WORKER, record
-from tests.support import wait_for
-from tests.test_schedule_api import SMS, post
+from tests.support import SMS, post, wait_for
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.processes]
 
