@@ -19,6 +19,7 @@ from queueservices.serializers import (
     ScheduleSmsInput,
     clean_idempotency_key,
     held_fields,
+    send_at_in_past,
 )
 
 INPUTS = {Job.Type.SMS: ScheduleSmsInput, Job.Type.EMAIL: ScheduleEmailInput}
@@ -93,6 +94,8 @@ def _entry(result: ItemResult) -> dict:
     }
     if result.replayed:
         entry["replayed"] = True
+    if send_at_in_past(result.job):
+        entry["sendAtInPast"] = True
     return {**entry, **held_fields(result.job)}
 
 
@@ -140,6 +143,8 @@ class BatchResultOutput(serializers.Serializer):
     jobId = serializers.UUIDField(required=False)
     scheduledFor = serializers.DateTimeField(required=False)
     replayed = serializers.BooleanField(required=False)
+    # Only when the message's sendAt was already past: it is sent at once.
+    sendAtInPast = serializers.BooleanField(required=False)
     # Only for a job held by a paused campaign or workspace.
     status = serializers.ChoiceField(choices=["paused"], required=False)
     paused = HeldOutput(required=False)
