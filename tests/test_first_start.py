@@ -61,7 +61,8 @@ def test_make_run_serves_where_it_says_and_the_seed_examples_work(
     start_process, backend
 ):
     port = free_port()
-    devrun = start_process("devrun", f"{sys.executable} -m config.devrun", PORT=str(port))
+    command = f"{sys.executable} -m config.devrun"
+    devrun = start_process("devrun", command, PORT=str(port))
     base = f"http://127.0.0.1:{port}"
     wait_for(lambda: answers(f"{base}/health"), timeout=60, message="web on PORT")
     assert f"API:    http://localhost:{port}/api/schedule-sms" in devrun.output()
