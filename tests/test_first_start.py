@@ -145,11 +145,14 @@ def assert_concurrent_migrations_succeed(service_env: dict, url: str) -> None:
     ]
     # web's command goes on to gunicorn once migrated: stop it then.
     outputs = []
-    for run in (runs[0], runs[2]):
-        outputs.append(run.communicate(timeout=120)[0])
-        assert run.returncode == 0, outputs[-1]
-    runs[1].terminate()
-    outputs.append(runs[1].communicate(timeout=30)[0])
+    try:
+        for run in (runs[0], runs[2]):
+            outputs.append(run.communicate(timeout=120)[0])
+            assert run.returncode == 0, outputs[-1]
+    finally:
+        for run in runs:
+            run.terminate()
+            outputs.append(run.communicate(timeout=30)[0])
     assert not any("Traceback" in out for out in outputs), outputs
     plan = subprocess.run(
         [sys.executable, "manage.py", "showmigrations", "--plan"],
