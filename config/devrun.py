@@ -90,7 +90,9 @@ def main() -> None:
     )
     print(f"Health: http://localhost:{port}/health")
     print(f"Admin:  http://localhost:{port}/admin/")
-    env = {**os.environ, "REDIS_URL": url}
+    # honcho gives each process PORT = base + 100 * its position, the base being
+    # $PORT (else 5000): with web named first, web gets exactly the port shown.
+    env = {**os.environ, "REDIS_URL": url, "PORT": port}
     honcho = shutil.which("honcho", path=str(Path(sys.executable).parent)) or "honcho"
     runner = subprocess.Popen(
         [honcho, "start", "web", "worker", "scheduler"], cwd=ROOT, env=env

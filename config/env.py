@@ -17,6 +17,23 @@ def env_str(name: str, default: str = "") -> str:
     return os.environ.get(name, default)
 
 
+DEV_SECRET_KEY = "dev-only-insecure-secret-key-change-me"
+
+
+def env_secret_key(name: str, *, debug: bool) -> str:
+    """The key that signs sessions and CSRF tokens; the development default only
+    with DEBUG on (with it off, anyone could forge an admin session)."""
+    value = env_str(name).strip()
+    if value and value != DEV_SECRET_KEY:
+        return value
+    if debug:
+        return DEV_SECRET_KEY
+    raise ImproperlyConfigured(
+        f"{name} is {'the development default' if value else 'empty'} while DEBUG "
+        f"is off: set {name} to a long random value."
+    )
+
+
 def env_bool(name: str, default: bool) -> bool:
     raw = os.environ.get(name)
     if raw is None:

@@ -13,16 +13,18 @@ from config.env import (
     env_int,
     env_list,
     env_path,
+    env_secret_key,
     env_str,
     redis_config,
 )
+from config.logformat import logging_config
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(env_str("VAR_DIR", str(BASE_DIR / "var")))
 VAR_DIR.mkdir(parents=True, exist_ok=True)
 
 DEBUG = env_bool("DEBUG", True)
-SECRET_KEY = env_str("SECRET_KEY") or "dev-only-insecure-secret-key-change-me"
+SECRET_KEY = env_secret_key("SECRET_KEY", debug=DEBUG)
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "*")
 
 INSTALLED_APPS = [
@@ -239,19 +241,6 @@ BULL_BOARD_PASSWORD = env_str("BULL_BOARD_PASSWORD", "admin123")
 PORT = env_int("PORT", 3000, minimum=1)
 HOST = env_str("HOST", "0.0.0.0")
 
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "formatters": {
-        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}
-    },
-    "filters": {"redact": {"()": "config.logfilters.RedactSecrets"}},
-    "handlers": {
-        "console": {
-            "class": "logging.StreamHandler",
-            "formatter": "plain",
-            "filters": ["redact"],
-        }
-    },
-    "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
-}
+# One line per event: LOG_FORMAT=text (default) or json (one object per line).
+LOG_FORMAT = env_choice("LOG_FORMAT", "text", ["text", "json"])
+LOGGING = logging_config(LOG_FORMAT, env_str("LOG_LEVEL", "INFO"))

@@ -7,6 +7,11 @@ from urllib.parse import urlsplit
 from django.conf import settings
 from django.core.checks import Error, Warning, register
 
+# The Redis settings concern the deployment, not each process: registered as
+# deployment checks, run by `migrate` (release, web) and `check --deploy`, not by
+# every worker and scheduler at start.
+DEPLOYMENT_TAG = "queue-deployment"
+
 # Cloud metadata services: a callback there would hand out the host's credentials.
 METADATA_ADDRESSES = {
     ipaddress.ip_address("169.254.169.254"),
@@ -48,7 +53,7 @@ def callback_targets(app_configs, **kwargs):
     return errors
 
 
-@register()
+@register(DEPLOYMENT_TAG, deploy=True)
 def redis_settings(app_configs, **kwargs):
     """Warn about Redis settings that lose jobs or expose them."""
     from redis.exceptions import RedisError

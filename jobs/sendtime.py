@@ -252,6 +252,25 @@ def dst_rule_of(send_at, tz_name: str) -> str:
         return ""
 
 
+def send_at_was_past(send_at, tz_name: str, requested_for: datetime | None) -> bool:
+    """Whether a stored sendAt was already past when its job was scheduled.
+
+    plan_send makes such a job due at once (requested_for is then "now", later than
+    the sendAt); answers rebuilt from the row (replays) say so too.
+    """
+    if not isinstance(send_at, str) or requested_for is None:
+        return False
+    try:
+        parsed = datetime.fromisoformat(send_at.strip())
+        if parsed.tzinfo is not None:
+            return parsed.astimezone(UTC) < requested_for
+        if not tz_name:
+            return False
+        return local_to_utc(parsed, zone(tz_name)).at < requested_for
+    except (ValueError, OverflowError):  # SendTimeError is a ValueError
+        return False
+
+
 def local_iso(instant: datetime | None, tz_name: str) -> str | None:
     """`instant` as ISO-8601 in the zone called `tz_name`, None without either."""
     if instant is None or not tz_name:

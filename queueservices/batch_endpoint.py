@@ -20,6 +20,7 @@ from queueservices.serializers import (
     StrictBooleanField,
     clean_idempotency_key,
     held_fields,
+    send_at_in_past,
 )
 
 INPUTS = {Job.Type.SMS: ScheduleSmsInput, Job.Type.EMAIL: ScheduleEmailInput}
@@ -94,6 +95,8 @@ def _entry(result: ItemResult) -> dict:
     }
     if result.replayed:
         entry["replayed"] = True
+    if send_at_in_past(result.job):
+        entry["sendAtInPast"] = True
     return {**entry, **held_fields(result.job)}
 
 
@@ -134,6 +137,8 @@ class BatchResultOutput(serializers.Serializer):
     jobId = serializers.UUIDField(required=False)
     scheduledFor = serializers.DateTimeField(required=False)
     replayed = serializers.BooleanField(required=False)
+    # Only when the message's sendAt was already past: it is sent at once.
+    sendAtInPast = serializers.BooleanField(required=False)
     # Only for a job held by a paused campaign or workspace.
     status = serializers.ChoiceField(choices=["paused"], required=False)
     paused = HeldOutput(required=False)

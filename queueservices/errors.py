@@ -5,7 +5,9 @@
 
 from django.core.exceptions import PermissionDenied, RequestDataTooBig
 from django.http import Http404, JsonResponse
+from drf_spectacular.views import SpectacularAPIView
 from rest_framework import exceptions
+from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 
 from jobs.services import IdempotencyConflict, QueueUnavailable
@@ -83,3 +85,12 @@ def not_found(request, exception=None):
 
 def server_error(request):
     return JsonResponse(error_body("Internal server error."), status=500)
+
+
+class SchemaView(SpectacularAPIView):
+    """/api/schema, whose errors (405) are JSON in the common shape, not YAML."""
+
+    def handle_exception(self, exc):
+        self.request.accepted_renderer = JSONRenderer()
+        self.request.accepted_media_type = JSONRenderer.media_type
+        return super().handle_exception(exc)

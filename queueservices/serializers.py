@@ -21,6 +21,7 @@ from jobs.sendtime import (
     dst_rule_of,
     local_iso,
     plan_for_request,
+    send_at_was_past,
     zone,
 )
 from jobs.workspaces import workspace_rules
@@ -300,6 +301,23 @@ class DstField(OptionalJobField):
         return dst_rule_of(payload.get("sendAt"), job.timezone)
 
 
+@extend_schema_field(
+    {
+        "type": "boolean",
+        "description": "Present when sendAt was already past: the message is sent "
+        "at once.",
+    }
+)
+class SendAtInPastField(OptionalJobField):
+    def to_representation(self, job):
+        return send_at_in_past(job)
+
+
+def send_at_in_past(job) -> bool:
+    payload = job.payload if isinstance(job.payload, dict) else {}
+    return send_at_was_past(payload.get("sendAt"), job.timezone, job.requested_for)
+
+
 def clean_idempotency_key(key) -> str | None:
     """An Idempotency-Key (header or metadata.idempotencyKey), stripped, or None."""
     if key is None:
@@ -329,7 +347,7 @@ class HeldByField(OptionalJobField):
 class ScheduleOutput(ShallowFields, serializers.Serializer):
     """The answer to a schedule request, read from the job's row so that an
     idempotent replay answers the same. `context["message"]` is the message.
-    dst and deferred appear only when they apply.
+    dst, deferred and sendAtInPast appear only when they apply.
     """
 
     success = serializers.SerializerMethodField()
@@ -340,6 +358,7 @@ class ScheduleOutput(ShallowFields, serializers.Serializer):
     timezone = serializers.SerializerMethodField()
     dst = DstField()
     deferred = DeferredOutput(source="*", required=False)
+    sendAtInPast = SendAtInPastField()
     # Only for a job held by a paused campaign or workspace (held_fields).
     status = HeldStatusField()
     paused = HeldByField()
@@ -360,6 +379,8 @@ class ScheduleOutput(ShallowFields, serializers.Serializer):
         data = super().to_representation(job)
         if not data["dst"]:
             del data["dst"]
+        if not data["sendAtInPast"]:
+            del data["sendAtInPast"]
         if not job.deferred_reason or job.requested_for is None:
             del data["deferred"]
         del data["status"], data["paused"]

@@ -1,7 +1,14 @@
 from django.urls import path, re_path
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularSwaggerView
 
-from queueservices import control_views, dashboard, metrics, testpages, views
+from queueservices import (
+    control_views,
+    dashboard,
+    errors,
+    metrics,
+    testpages,
+    views,
+)
 
 # Trailing slashes are optional: clients written for the seed's service send none.
 urlpatterns = [
@@ -38,7 +45,7 @@ urlpatterns = [
     re_path(r"^health/?$", views.HealthView.as_view(), name="health"),
     path(
         "api/schema",
-        SpectacularAPIView.as_view(authentication_classes=[], permission_classes=[]),
+        errors.SchemaView.as_view(authentication_classes=[], permission_classes=[]),
         name="api-schema",
     ),
     # Open like the schema it shows; its assets come from drf_spectacular_sidecar.
@@ -67,4 +74,7 @@ urlpatterns = [
         name="dashboard-queue-action",
     ),
     re_path(r"^admin/queues/", dashboard.not_found, name="dashboard-not-found"),
+    # Last: any other /api/ path is a JSON 404, also with DEBUG on (where Django
+    # would answer its HTML debug page instead of handler404).
+    re_path(r"^api/", errors.not_found, name="api-not-found"),
 ]

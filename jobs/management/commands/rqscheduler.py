@@ -6,8 +6,14 @@ is only the longest it sleeps without a look (a safety net), so 1 s is the defau
 
 from django_rq.management.commands import rqscheduler
 
+from jobs.schema import wait_for_schema
+
 
 class Command(rqscheduler.Command):
     def add_arguments(self, parser):
         super().add_arguments(parser)
         parser.set_defaults(interval=1, queue="scheduled-sms-queue")
+
+    def handle(self, *args, **options):
+        wait_for_schema()
+        return super().handle(*args, **options)
