@@ -122,9 +122,13 @@ class DeliveryWorker(SimpleWorker):
                 return None
 
     def _take(self, deliveries: list[str], others: list[str], block_s: float):
-        claim = broker.claim(
-            self.name, deliveries, limit=settings.WORKER_BATCH, block_s=0
-        )
+        # The engine's first claim: as many as its slots take, each workspace
+        # its share of them.
+        fair = {
+            "limit": min(settings.WORKER_BATCH, settings.WORKER_CONCURRENCY),
+            "share": settings.WORKER_MAX_SLOTS_PER_WORKSPACE,
+        }
+        claim = broker.claim(self.name, deliveries, block_s=0, **fair)
         if claim.deliveries:
             return Batch(claim.deliveries), None
         if others:
@@ -140,9 +144,7 @@ class DeliveryWorker(SimpleWorker):
                 return found
         if not block_s:
             return None
-        claim = broker.claim(
-            self.name, deliveries, others, limit=settings.WORKER_BATCH, block_s=block_s
-        )
+        claim = broker.claim(self.name, deliveries, others, block_s=block_s, **fair)
         if claim.deliveries:
             return Batch(claim.deliveries), None
         if claim.other:
