@@ -113,6 +113,7 @@ def test_a_batch_of_deliveries_costs_a_fixed_number_of_sql_statements(
     # WORKER_FLUSH_MAX outcomes, and when nothing is left in flight).
     settings.WORKER_BATCH = 100
     settings.WORKER_FLUSH_MS, settings.WORKER_FLUSH_MAX = 60_000, 1000
+    settings.WORKER_MAX_SLOTS_PER_WORKSPACE = 0  # one workspace: all in one claim
     small = _statements_to_deliver(5, client, backend, work)
     Job.objects.all().delete()
     large = _statements_to_deliver(100, client, backend, work)

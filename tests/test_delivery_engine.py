@@ -102,3 +102,17 @@ def test_sigterm_finishes_what_is_in_flight_and_claims_nothing_new(
     assert Job.objects.filter(pk__in=slow, status="completed").count() == 5
     assert Job.objects.get(pk=later).status == "waiting"
     assert backend.for_job(later) == []
+
+
+def test_an_idle_worker_waits_past_the_redis_socket_timeout(
+    client, backend, start_process, settings
+):
+    # Its blocking wait for jobs must stay within the client's socket timeout
+    # (3 s), or RQ reads the wait as a dead Redis and the worker quits.
+    process = worker(start_process)
+    timeout = settings.REDIS["REDIS_CLIENT_KWARGS"]["socket_timeout"]
+    time.sleep(timeout + 2)
+    job_id = sms(client, "A")
+
+    wait_for(lambda: backend.for_job(job_id), timeout=5)
+    assert process.process.poll() is None

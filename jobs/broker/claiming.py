@@ -63,7 +63,12 @@ def claim(
     if found or not block_s:
         return Claim(found)
     watched = [*delivery_queues, *other_queues]
-    popped = redis_connection().blpop([keys.queue(q) for q in watched], block_s)
+    client = redis_connection()
+    # Within the socket timeout: a BLPOP longer than it reads as a dead Redis.
+    socket_timeout = client.connection_pool.connection_kwargs.get("socket_timeout")
+    if socket_timeout:
+        block_s = max(0.1, min(block_s, socket_timeout - 0.5))
+    popped = client.blpop([keys.queue(q) for q in watched], block_s)
     if not popped:
         return Claim([])
     key, job_id = popped[0].decode(), popped[1].decode()
