@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 
 from rest_framework.exceptions import ValidationError
 
-from jobs.models import Job
+from jobs.models import Job, JobAttempt
 from jobs.sendtime import dst_rule_of, local_iso
 from queueservices.serializers import held_fields
 
@@ -67,8 +67,8 @@ def schedule_answer(job: Job, message: str) -> dict:
     return body
 
 
-def job_status_answer(job: Job) -> dict:
-    """{"success": True, **JobStatusOutput(job).data}; attempt_log prefetched."""
+def job_status_answer(job: Job, attempts: list[JobAttempt]) -> dict:
+    """{"success": True, **JobStatusOutput(job).data}, given job.attempt_log."""
     return {
         "success": True,
         "jobId": str(job.id),
@@ -91,7 +91,7 @@ def job_status_answer(job: Job) -> dict:
         "finishedAt": iso(job.finished_at),
         "lastError": job.last_error or None,
         "lastHttpStatus": _int(job.last_http_status),
-        "deliveryAttempts": [_attempt(attempt) for attempt in job.attempt_log.all()],
+        "deliveryAttempts": [_attempt(attempt) for attempt in attempts],
         "webhookStatus": _text(job.webhook_status),
         "webhookAttempts": _int(job.webhook_attempts),
     }

@@ -7,6 +7,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from jobs import broker
+from jobs.lookups import job_with_attempts
 from jobs.models import Job
 from jobs.services import job_schedule, jobs_schedule_batch
 from queueservices.answers import job_status_answer, schedule_answer, validated
@@ -126,12 +127,15 @@ class JobStatusView(LeanAPIView):
     )
     def get(self, request, job_id: str):
         try:
-            job = Job.objects.prefetch_related("attempt_log").get(pk=uuid.UUID(job_id))
-        except (ValueError, Job.DoesNotExist):
-            raise NotFound(f"No job with id {job_id!r}.") from None
+            found = job_with_attempts(uuid.UUID(job_id))
+        except ValueError:
+            found = None
+        if found is None:
+            raise NotFound(f"No job with id {job_id!r}.")
+        job, attempts = found
         check_workspace(request, job.workspace_id)
         # JobStatusOutput's fields, without a serializer per request.
-        return Response(job_status_answer(job))
+        return Response(job_status_answer(job, attempts))
 
 
 @extend_schema(exclude=True)
