@@ -159,7 +159,7 @@ def run(args) -> None:
         profile = cProfile.Profile()
         n = max(args.n // 200, 5) if args.profile == "batch" else args.n
         measure(application, args.profile, n, job_ids, profile)
-        stats = pstats.Stats(profile).sort_stats("cumulative")
+        stats = pstats.Stats(profile).sort_stats(os.environ.get("SORT", "cumulative"))
         stats.print_stats(45)
         if os.environ.get("CALLEES"):
             stats.print_callees(*os.environ["CALLEES"].split(","))
