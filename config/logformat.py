@@ -2,7 +2,7 @@
 
 RQ and rq-scheduler attach their own handlers unless a logger already has one;
 naming their loggers here (with propagate off) keeps each event to one line in one
-format. gunicorn's master reads the same dictionary (config/gunicorn.py).
+format. The web server (granian) is given the same dictionary (config/serve.py).
 """
 
 import json
@@ -15,8 +15,8 @@ OWN_HANDLER_LOGGERS = [
     "rq_scheduler.scheduler",
     "rq.worker",
     "rq.job",
-    "gunicorn.error",
-    "gunicorn.access",
+    "_granian",
+    "granian.access",
 ]
 
 

@@ -58,6 +58,15 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
 
+# The hot API endpoints' chain (config.apilane): MIDDLEWARE less what only pages
+# need (static files, sessions, CSRF, users, messages).
+API_MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "corsheaders.middleware.CorsMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
 ROOT_URLCONF = "config.urls"
 WSGI_APPLICATION = "config.wsgi.application"
 # The seed's clients call /api/schedule-sms without a trailing slash.
@@ -237,7 +246,7 @@ WATCHDOG_GRACE_MS = env_int("WATCHDOG_GRACE_MS", 10000, minimum=0)
 BULL_BOARD_USERNAME = env_str("BULL_BOARD_USERNAME", "admin")
 BULL_BOARD_PASSWORD = env_str("BULL_BOARD_PASSWORD", "admin123")
 
-# --- Web server (read by the Procfile / gunicorn) --------------------------------
+# --- Web server (read by the Procfile / config/serve.py) ----------------------
 PORT = env_int("PORT", 3000, minimum=1)
 HOST = env_str("HOST", "0.0.0.0")
 

@@ -1,5 +1,5 @@
 """A bad environment stops a process with one line naming the variable, not a
-traceback (manage.py and gunicorn's master read the settings through this)."""
+traceback (manage.py and the web server's launcher read the settings through this)."""
 
 import os
 import sys

@@ -227,12 +227,16 @@ class ScheduleCommon(ShallowFields, serializers.Serializer):
         Called after the workspace check, so that a caller learns nothing about
         another workspace's rules. A SendTimeError is a 400 on its field.
         """
-        data = self.validated_data
-        workspace = workspace_rules(data["workspaceId"])
-        try:
-            return plan_for_request(data, now=timezone.now(), workspace=workspace)
-        except SendTimeError as exc:
-            raise serializers.ValidationError({exc.field: [exc.message]}) from None
+        return send_plan_for(self.validated_data)
+
+
+def send_plan_for(data: dict) -> SendPlan:
+    """ScheduleCommon.send_plan for validated data (a 400 on a SendTimeError)."""
+    workspace = workspace_rules(data["workspaceId"])
+    try:
+        return plan_for_request(data, now=timezone.now(), workspace=workspace)
+    except SendTimeError as exc:
+        raise serializers.ValidationError({exc.field: [exc.message]}) from None
 
 
 @extend_schema_field({"type": "string", "pattern": E164.pattern})

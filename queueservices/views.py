@@ -7,8 +7,10 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from jobs import broker
+from jobs.lookups import job_with_attempts
 from jobs.models import Job
 from jobs.services import job_schedule, jobs_schedule_batch
+from queueservices.answers import job_status_answer, schedule_answer, validated
 from queueservices.auth import check_workspace
 from queueservices.batch_endpoint import (
     ScheduleBatchInput,
@@ -17,6 +19,7 @@ from queueservices.batch_endpoint import (
     batch_body,
     validate_messages,
 )
+from queueservices.lean import LeanAPIView
 from queueservices.parsers import BatchJSONParser
 from queueservices.serializers import (
     ErrorOutput,
@@ -25,6 +28,7 @@ from queueservices.serializers import (
     ScheduleOutput,
     ScheduleSmsInput,
     clean_idempotency_key,
+    send_plan_for,
 )
 
 ERRORS = {status: ErrorOutput for status in (400, 401, 403, 409, 413, 415, 503)}
@@ -36,23 +40,23 @@ IDEMPOTENCY_HEADER = OpenApiParameter(
 )
 
 
-class ScheduleView(APIView):
+class ScheduleView(LeanAPIView):
     input_serializer: type
     job_type: str
     success_message: str
+    lean_methods = frozenset({"POST"})
 
     def post(self, request):
-        serializer = self.input_serializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        data = serializer.validated_data
+        data = validated(self.input_serializer, request.data)
         check_workspace(request, data["workspaceId"])
         job, replayed = job_schedule(
             job_type=self.job_type,
             payload=request.data,
-            plan=serializer.send_plan(),
+            plan=send_plan_for(data),
             idempotency_key=idempotency_key(request, data),
         )
-        body = ScheduleOutput(job, context={"message": self.success_message}).data
+        # ScheduleOutput's fields, without a serializer per request.
+        body = schedule_answer(job, self.success_message)
         headers = {"Idempotent-Replayed": "true"} if replayed else {}
         return Response(body, headers=headers)
 
@@ -110,7 +114,9 @@ class ScheduleBatchView(APIView):
         return Response(body, status=200 if body["success"] else 400)
 
 
-class JobStatusView(APIView):
+class JobStatusView(LeanAPIView):
+    lean_methods = frozenset({"GET"})
+
     @extend_schema(
         responses={
             200: JobStatusOutput,
@@ -121,11 +127,15 @@ class JobStatusView(APIView):
     )
     def get(self, request, job_id: str):
         try:
-            job = Job.objects.prefetch_related("attempt_log").get(pk=uuid.UUID(job_id))
-        except (ValueError, Job.DoesNotExist):
-            raise NotFound(f"No job with id {job_id!r}.") from None
+            found = job_with_attempts(uuid.UUID(job_id))
+        except ValueError:
+            found = None
+        if found is None:
+            raise NotFound(f"No job with id {job_id!r}.")
+        job, attempts = found
         check_workspace(request, job.workspace_id)
-        return Response({"success": True, **JobStatusOutput(job).data})
+        # JobStatusOutput's fields, without a serializer per request.
+        return Response(job_status_answer(job, attempts))
 
 
 @extend_schema(exclude=True)

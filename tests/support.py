@@ -144,6 +144,13 @@ class Backend:
             return steps.pop(0) if steps else 200
 
 
+class _Server(ThreadingHTTPServer):
+    # A listen backlog like a production server's (socketserver's default is 5):
+    # a worker opening 100 connections at once would otherwise see some SYNs
+    # dropped and retried for seconds, which no real backend does to it.
+    request_queue_size = 256
+
+
 def start_backend() -> tuple[Backend, ThreadingHTTPServer]:
     backend = Backend()
 
@@ -184,7 +191,7 @@ def start_backend() -> tuple[Backend, ThreadingHTTPServer]:
         def log_message(self, *args):
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server = _Server(("127.0.0.1", 0), Handler)
     server.daemon_threads = True
     backend.url = f"http://127.0.0.1:{server.server_address[1]}"
     threading.Thread(target=server.serve_forever, daemon=True).start()
@@ -195,7 +202,7 @@ def start_backend() -> tuple[Backend, ThreadingHTTPServer]:
 
 
 class ServiceProcess:
-    """One Procfile-style process (rqworker, gunicorn...) as a subprocess."""
+    """One Procfile-style process (rqworker, granian...) as a subprocess."""
 
     def __init__(self, name: str, command: str, env: dict, log_dir: Path):
         self.name = name

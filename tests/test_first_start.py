@@ -1,6 +1,6 @@
 """The first five minutes: `make run`, the Procfile under honcho, a fresh database.
 
-Real processes throughout: config.devrun, honcho, gunicorn, rqworker, rqscheduler
+Real processes throughout: config.devrun, honcho, granian, rqworker, rqscheduler
 and concurrent `migrate` runs.
 """
 
@@ -143,7 +143,7 @@ def assert_concurrent_migrations_succeed(service_env: dict, url: str) -> None:
         )  # fmt: skip
         for name in ("release", "web", "release")
     ]
-    # web's command goes on to gunicorn once migrated: stop it then.
+    # web's command goes on to the server once migrated: stop it then.
     outputs = []
     try:
         for run in (runs[0], runs[2]):
@@ -201,9 +201,9 @@ def test_debug_off_refuses_the_default_or_an_empty_secret_key(
     assert lines[0].startswith("Configuration error: SECRET_KEY is")
 
 
-def test_gunicorn_alone_refuses_an_empty_secret_key(service_env):
+def test_the_web_server_alone_refuses_an_empty_secret_key(service_env):
     env = run_env(service_env, DEBUG="false", SECRET_KEY="", PORT=str(free_port()))
-    command = "gunicorn config.wsgi --config config/gunicorn.py"
+    command = "python -m config.serve"
     run = subprocess.run(
         ["bash", "-c", command], cwd=ROOT, env=env,
         capture_output=True, text=True, timeout=60,

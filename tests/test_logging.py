@@ -15,7 +15,7 @@ from tests.support import ROOT, free_port, wait_for
 TEXT_LINE = re.compile(
     r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} (DEBUG|INFO|WARNING|ERROR|CRITICAL) \S+ "
 )
-GUNICORN = "exec gunicorn config.wsgi --config config/gunicorn.py"
+WEB = "exec python -m config.serve"
 
 
 def procfile() -> dict[str, str]:
@@ -26,13 +26,13 @@ def procfile() -> dict[str, str]:
 def run_the_processes(start_process, **env) -> list[str]:
     port = str(free_port())
     started = [
-        start_process("web", GUNICORN, PORT=port, HOST="127.0.0.1", **env),
+        start_process("web", WEB, PORT=port, HOST="127.0.0.1", **env),
         start_process("worker", procfile()["worker"], **env),
         start_process("scheduler", procfile()["scheduler"], **env),
     ]
     wait_for_workers(1)
     wait_for_schedulers(1)
-    wait_for(lambda: "Booting worker" in started[0].output(), message="gunicorn")
+    wait_for(lambda: "Started worker" in started[0].output(), message="granian")
     for process in started:
         process.stop()
     return [line for p in started for line in p.output().splitlines() if line.strip()]
@@ -46,7 +46,7 @@ def test_text_logs_have_one_line_per_event(start_process):
     # rq-scheduler and RQ used to add a handler of their own: each event twice.
     assert sum("Registering birth" in line for line in lines) == 1, lines
     assert sum("Listening on" in line for line in lines) == 1, lines
-    assert sum("Starting gunicorn" in line for line in lines) == 1, lines
+    assert sum("Starting granian" in line for line in lines) == 1, lines
 
 
 @pytest.mark.processes
@@ -56,7 +56,7 @@ def test_json_logs_are_one_object_per_line(start_process):
     events = [json.loads(line) for line in lines]
     assert all({"time", "level", "logger", "message"} <= set(event) for event in events)
     loggers = {event["logger"] for event in events}
-    assert {"rq.worker", "rq_scheduler.scheduler", "gunicorn.error"} <= loggers
+    assert {"rq.worker", "rq_scheduler.scheduler", "_granian"} <= loggers
     messages = [event["message"] for event in events]
     assert sum("Registering birth" in m for m in messages) == 1
 

@@ -65,16 +65,15 @@ def place(placements: list[Placement], *, pipe: Pipeline | None = None) -> None:
     """
     if not placements:
         return
-    template = _template(rq_job_timeout(), settings.RQ.get("DEFAULT_RESULT_TTL"))
+    script = _place_script(rq_job_timeout(), settings.RQ.get("DEFAULT_RESULT_TTL"))
     args = [
         keys.JOB_PREFIX, keys.QUEUE_PREFIX, keys.QUEUES, keys.WAKEUP_CHANNEL,
         utcformat(datetime.now(UTC)), keys.failed(""), keys.finished(""),
-        len(template), *template,
     ]  # fmt: skip
     for placement in placements:
         due = "" if placement.due is None else repr(placement.due)
         args += [placement.job_id, placement.queue, due, placement.workspace]
-    scripts.run(pipe or redis_connection(), scripts.PLACE, _schedule_keys(), args)
+    scripts.run(pipe or redis_connection(), script, _schedule_keys(), args)
 
 
 def unplace(placed: list[Placed], *, delete: bool, pipe: Pipeline | None = None):
@@ -174,6 +173,11 @@ def _move(source: str, sets: list[str], *args):
 
 def _schedule_keys() -> list[str]:
     return [keys.SCHEDULED, keys.NEXT_WAKE]
+
+
+@lru_cache(maxsize=4)
+def _place_script(timeout: int, result_ttl: int | None) -> str:
+    return scripts.place_script(_template(timeout, result_ttl))
 
 
 @lru_cache(maxsize=4)

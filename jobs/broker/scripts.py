@@ -16,19 +16,19 @@ from redis.client import Pipeline
 # (resume, retry of a failed one) loses its TTL and its finished / failed entry.
 # KEYS: scheduled set, next-wake key. ARGV: job prefix, queue prefix, queues set,
 # wake-up channel, now (RQ's time format), failed and finished key templates' heads
-# ('rq:failed:', 'rq:finished:'), template length n, n template values (field,
-# value...), then (id, queue, due epoch seconds or '' for now, workspace) quads.
-# The workspace is a field of our own in RQ's hash (RQ ignores it): the worker's
-# fair share (CLAIM) reads it.
+# ('rq:failed:', 'rq:finished:'), then (id, queue, due epoch seconds or '' for now,
+# workspace) quads. The workspace is a field of our own in RQ's hash (RQ ignores
+# it): the worker's fair share (CLAIM) reads it. The template is part of the
+# script's text (place_script): sent once per process with SCRIPT LOAD, not with
+# every call (its 40 arguments were a third of a schedule request's Redis time).
 # Wakes the scheduler once, when the earliest due time is before its plan.
 PLACE = """
+local template = {TEMPLATE}
 local job_prefix, queue_prefix, queues = ARGV[1], ARGV[2], ARGV[3]
 local channel, now = ARGV[4], ARGV[5]
-local failed, finished, n = ARGV[6], ARGV[7], tonumber(ARGV[8])
-local template = {}
-for i = 1, n do template[i] = ARGV[8 + i] end
+local failed, finished = ARGV[6], ARGV[7]
 local earliest
-for i = 9 + n, #ARGV, 4 do
+for i = 8, #ARGV, 4 do
   local id, queue, score = ARGV[i], ARGV[i + 1], ARGV[i + 2]
   local job_key = job_prefix .. id
   redis.call('HSET', job_key, unpack(template))
@@ -53,8 +53,26 @@ if earliest then
     redis.call('PUBLISH', channel, string.format('%.6f', earliest))
   end
 end
-return (#ARGV - 8 - n) / 4
+return (#ARGV - 7) / 4
 """
+
+
+def place_script(template: tuple) -> str:
+    """PLACE with `template` (field, value...: str or bytes) as a Lua table."""
+    fields = ", ".join(_lua_string(value) for value in template)
+    return PLACE.replace("{TEMPLATE}", "{" + fields + "}", 1)
+
+
+def _lua_string(value) -> str:
+    """A value as redis-py would send it (bytes as is, else its str), as a Lua
+    literal: every byte but ASCII letters and digits a decimal escape."""
+    raw = value if isinstance(value, bytes) else str(value).encode()
+    return (
+        '"'
+        + "".join(chr(b) if chr(b).isalnum() and b < 128 else f"\\{b:03d}" for b in raw)
+        + '"'
+    )
+
 
 # Put already saved RQ jobs in the scheduled set: ARGV[1] the wake-up channel,
 # then (id, due) pairs. One PUBLISH at most (for the earliest), as PLACE.

@@ -1,6 +1,6 @@
 """Group commit: the jobs of concurrent requests written together.
 
-A web process serves many small schedule requests at once (gunicorn threads).
+A web process serves many small schedule requests at once (the server's threads).
 Each alone would pay a database transaction and a Redis round trip; here the
 first request to arrive writes everything that is waiting in one bulk insert
 and one Redis transaction, while later arrivals queue behind it and are written

@@ -1,5 +1,7 @@
 """Writing new jobs: their rows, then their RQ jobs (jobs.broker)."""
 
+from functools import lru_cache
+
 from django.db import OperationalError, connections, router, transaction
 from django.utils import timezone
 from redis.exceptions import RedisError
@@ -47,18 +49,26 @@ def insert_jobs(jobs: list[Job]) -> None:
         rows.append(
             [f.get_db_prep_save(getattr(job, f.attname), connection) for f in fields]
         )
-    quote = connection.ops.quote_name
-    sql = "INSERT INTO {} ({}) VALUES ({})".format(
-        quote(Job._meta.db_table),
-        ", ".join(quote(field.column) for field in fields),
-        ", ".join(["%s"] * len(fields)),
-    )
+    sql = _insert_sql(connection.alias)
     # durable: refuse to run inside an outer transaction that could still roll back.
     with transaction.atomic(using=connection.alias, durable=True):
         with connection.cursor() as cursor:
             cursor.executemany(sql, rows)
     for job in jobs:
         job._state.adding, job._state.db = False, connection.alias
+
+
+@lru_cache(maxsize=4)
+def _insert_sql(alias: str) -> str:
+    # The same for every insert of the process: quoting 30 names each time was a
+    # tenth of insert_jobs (cProfile).
+    quote = connections[alias].ops.quote_name
+    fields = Job._meta.concrete_fields
+    return "INSERT INTO {} ({}) VALUES ({})".format(
+        quote(Job._meta.db_table),
+        ", ".join(quote(field.column) for field in fields),
+        ", ".join(["%s"] * len(fields)),
+    )
 
 
 def store_and_place(jobs: list[Job]) -> None:
