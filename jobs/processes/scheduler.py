@@ -87,11 +87,19 @@ class PreciseScheduler(DjangoScheduler):
             "Scheduler %s started (max sleep %ss)", self.name, self.max_sleep_s
         )
         self._install_signal_handlers()
-        self.register_birth()
-        pubsub = broker.wakeups()
+        while not self._stopping:
+            try:
+                self.register_birth()
+                break
+            except (ConnectionError, TimeoutError) as exc:
+                self.log.warning("Redis unavailable (%s); retrying in 1 s", exc)
+                time.sleep(1)
+        pubsub = None
         try:
             while not self._stopping:
                 try:
+                    # Subscribed inside the loop: Redis may be down at start too.
+                    pubsub = pubsub or broker.wakeups()
                     self._pass(pubsub, burst)
                 except (ConnectionError, TimeoutError) as exc:
                     self.log.warning("Redis unavailable (%s); retrying in 1 s", exc)
@@ -99,7 +107,8 @@ class PreciseScheduler(DjangoScheduler):
                 if burst:
                     break
         finally:
-            pubsub.close()
+            if pubsub is not None:
+                pubsub.close()
             self._register_death_quietly()
 
     def _pass(self, pubsub, burst: bool) -> None:

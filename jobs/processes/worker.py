@@ -106,7 +106,7 @@ class DeliveryWorker(SimpleWorker):
         while True:
             try:
                 found = self._take(deliveries, others, BLOCK_S if timeout else 0)
-            except ConnectionError as exc:
+            except (ConnectionError, TimeoutError) as exc:
                 # Redis restarting: wait for it, as RQ's own dequeue does. A job
                 # popped just before is found again by the watchdog.
                 self.log.warning("Redis unavailable (%s); retrying in 1 s", exc)
