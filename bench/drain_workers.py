@@ -24,6 +24,7 @@ from pathlib import Path
 from benchsupport import free_port, redis_binary  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
+PROFILE = None  # --profile: a cProfile stats file for the (one) worker
 
 
 def sink_count(sink: str) -> int:
@@ -86,6 +87,11 @@ def run(jobs: int, workers: int) -> float:
             (ROOT / "Procfile").read_text().split("worker: ", 1)[1].splitlines()[0]
         )
         command = command.removeprefix("exec ")
+        if PROFILE:
+            # cProfile around the worker; SIGINT ends it cleanly, stats written.
+            command = command.replace(
+                "python manage.py", f"python -m cProfile -o {PROFILE} manage.py", 1
+            )
         started = time.time()
         for _ in range(workers):
             background.append(
@@ -107,7 +113,7 @@ def run(jobs: int, workers: int) -> float:
         return jobs / (time.time() - started)
     finally:
         for process in reversed(background):
-            process.send_signal(signal.SIGTERM)
+            process.send_signal(signal.SIGINT if PROFILE else signal.SIGTERM)
         for process in background:
             try:
                 process.wait(15)
@@ -121,7 +127,10 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--jobs", type=int, default=5000)
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2, 4])
+    parser.add_argument("--profile", help="cProfile the worker into this file")
     args = parser.parse_args()
+    global PROFILE
+    PROFILE = args.profile
     print("| worker processes | callbacks/s |")
     print("|---|---|")
     for workers in args.workers:
