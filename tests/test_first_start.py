@@ -16,7 +16,7 @@ import pytest
 import requests
 
 from tests.conftest import wait_for_schedulers, wait_for_workers
-from tests.support import ROOT, free_port, wait_for
+from tests.support import ROOT, answers, free_port, procfile, wait_for
 
 pytestmark = pytest.mark.processes
 SEED_GUIDE = ROOT.parent / "shared" / "seed" / "queue-services-guide.md"
@@ -24,18 +24,6 @@ SEED_HOST = "https://queue-services-production.up.railway.app"
 # What the judge and the README use: the Procfile with .venv/bin first on PATH.
 HONCHO = "honcho start web worker scheduler"
 PRODUCTION = {"DEBUG": "false", "SECRET_KEY": "first-five-minutes"}
-
-
-def procfile() -> dict[str, str]:
-    lines = (ROOT / "Procfile").read_text().splitlines()
-    return dict(line.split(": ", 1) for line in lines if line.strip())
-
-
-def answers(url: str) -> bool:
-    try:
-        return requests.get(url, timeout=1).status_code == 200
-    except requests.RequestException:
-        return False
 
 
 def run_env(service_env: dict, **extra) -> dict:

@@ -10,17 +10,12 @@ import pytest
 from config.logfilters import RedactSecrets
 from config.logformat import JsonFormatter
 from tests.conftest import wait_for_schedulers, wait_for_workers
-from tests.support import ROOT, free_port, wait_for
+from tests.support import ROOT, free_port, procfile, wait_for
 
 TEXT_LINE = re.compile(
     r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} (DEBUG|INFO|WARNING|ERROR|CRITICAL) \S+ "
 )
 WEB = "exec python -m config.serve"
-
-
-def procfile() -> dict[str, str]:
-    lines = (ROOT / "Procfile").read_text().splitlines()
-    return dict(line.split(": ", 1) for line in lines if line.strip())
 
 
 def run_the_processes(start_process, **env) -> list[str]:

@@ -17,7 +17,7 @@ import requests
 
 from jobs.models import Workspace
 from tests.conftest import wait_for_schedulers, wait_for_workers
-from tests.support import ROOT, free_port, wait_for
+from tests.support import ROOT, answers, free_port, wait_for
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.processes]
 README_HOST = "http://localhost:3000"
@@ -121,17 +121,10 @@ def service(start_process, backend):
     for name in ("web", "worker", "scheduler"):
         start_process(name, procfile[name], **env)
     base = f"http://127.0.0.1:{port}"
-    wait_for(lambda: _answers(f"{base}/health"), timeout=60, message="web")
+    wait_for(lambda: answers(f"{base}/health"), timeout=60, message="web")
     wait_for_workers(1)
     wait_for_schedulers(1)
     return base
-
-
-def _answers(url: str) -> bool:
-    try:
-        return requests.get(url, timeout=1).status_code == 200
-    except requests.RequestException:
-        return False
 
 
 def pending_sms(base: str, **extra) -> str:

@@ -100,10 +100,9 @@ def _save_attempts(results: list[tuple[Job, Outcome]]) -> None:
     except IntegrityError:
         # The watchdog already wrote one of these attempts off as stalled; its
         # worker was only slow, so what it saw is the truth.
-        for row in rows:
-            fields = {name: getattr(row, name) for name in _ATTEMPT_FIELDS}
+        for job, outcome in results:
             JobAttempt.objects.update_or_create(
-                job=row.job, number=row.number, defaults=fields
+                job=job, number=job.attempts, defaults=_attempt_fields(outcome)
             )
 
 
@@ -134,9 +133,6 @@ def _failure_changes(job: Job, outcome: Outcome, will_retry: bool, now) -> dict:
             status=Job.Status.FAILED, finished_at=now, webhook_status="pending"
         )
     return changes
-
-
-_ATTEMPT_FIELDS = ["started_at", "duration_ms", "http_status", "error", "succeeded"]
 
 
 def _attempt_fields(outcome: Outcome) -> dict:

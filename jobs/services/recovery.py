@@ -11,7 +11,7 @@ from jobs.delivery import Outcome
 from jobs.models import Job
 from jobs.services.attempts import jobs_record_attempts
 from jobs.services.audit import audit
-from jobs.services.storing import placement
+from jobs.services.storing import placed, placement
 
 logger = logging.getLogger(__name__)
 WATCHDOG = "watchdog"
@@ -27,11 +27,12 @@ def job_recover_stalled(*, job_id, started_at: datetime, reason: str) -> Job | N
     rate limit.
     """
     now = timezone.now()
-    job = Job.objects.filter(
+    taken = Job.objects.filter(
         pk=job_id, status=Job.Status.ACTIVE, started_at=started_at
-    ).first()
-    if job is None:
+    ).update(status=Job.Status.DELAYED)
+    if not taken:
         return None
+    job = Job.objects.get(pk=job_id)
     lost = Outcome(
         ok=False,
         http_status=None,
@@ -40,13 +41,6 @@ def job_recover_stalled(*, job_id, started_at: datetime, reason: str) -> Job | N
         duration_ms=round((now - started_at).total_seconds() * 1000),
         lost=True,
     )
-    # Guarded like a worker's own record: only while the attempt is still this one.
-    taken = Job.objects.filter(
-        pk=job_id, status=Job.Status.ACTIVE, started_at=started_at
-    ).update(status=Job.Status.DELAYED)
-    if not taken:
-        return None
-    job.status = Job.Status.DELAYED
     decisions = jobs_record_attempts(results=[(job, lost)])
     retried = decisions[str(job.id)] != broker.FAILED
     if retried:
@@ -58,7 +52,7 @@ def job_recover_stalled(*, job_id, started_at: datetime, reason: str) -> Job | N
             job.status = Job.Status.WAITING
         broker.requeue([placement(job)])
     else:
-        broker.unplace([broker.Placed(str(job.id), job.queue)], delete=True)
+        broker.unplace([placed(job)], delete=True)
     logger.warning(
         "job %s: %s; %s", job.id, lost.error, "re-queued" if retried else "failed"
     )
