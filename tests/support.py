@@ -223,16 +223,58 @@ class ServiceProcess:
             os.killpg(self.process.pid, sig)
 
     def stop(self, timeout: float = 15) -> None:
+        """SIGTERM, then wait until the process and every process it started are
+        gone (a worker under honcho outlives its parent by its graceful stop, and
+        would take the next test's jobs); SIGKILL whatever is left at `timeout`."""
+        started = descendants(self.process.pid)
         self.signal(signal.SIGTERM)
+        deadline = time.monotonic() + timeout
         try:
             self.process.wait(timeout)
         except subprocess.TimeoutExpired:
             self.signal(signal.SIGKILL)
             self.process.wait(5)
+        while (left := [pid for pid in started if running(pid)]) and (
+            time.monotonic() < deadline
+        ):
+            time.sleep(0.05)
+        for pid in left:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
         self.log.close()
 
     def output(self) -> str:
         return self.log_path.read_text(errors="replace")
+
+
+def descendants(pid: int) -> list[int]:
+    """Every process below `pid` (children of children too, whatever their session)."""
+    parents = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            # "pid (comm) state ppid ...": comm may hold spaces and parentheses.
+            parents[int(entry.name)] = int(stat.rsplit(")", 1)[1].split()[1])
+    found, frontier = [], [pid]
+    while frontier:
+        below = [child for child, parent in parents.items() if parent in frontier]
+        found += below
+        frontier = below
+    return found
+
+
+def running(pid: int) -> bool:
+    """Whether the process exists and is not a zombie (one nobody reaps yet)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
 # --- the Procfile, as users run it ----------------------------------------------------
