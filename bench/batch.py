@@ -62,10 +62,11 @@ def batch_body(size: int, run: int, batch: int) -> bytes:
     return json.dumps({"messages": messages}).encode()
 
 
-def post_all(port: int, bodies: list[bytes], clients: int, size: int) -> float:
-    """POST every body from `clients` connections; returns the elapsed seconds."""
+def post_all(port: int, bodies: list[bytes], clients: int, size: int, collect=False):
+    """POST every body from `clients` connections; returns the elapsed seconds
+    (with `collect`, the job ids scheduled instead)."""
     pending = list(bodies)
-    lock, errors = threading.Lock(), []
+    lock, errors, ids = threading.Lock(), [], []
 
     def client():
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
@@ -84,6 +85,8 @@ def post_all(port: int, bodies: list[bytes], clients: int, size: int) -> float:
             answer = json.loads(response.read())
             if response.status != 200 or answer.get("scheduled") != size:
                 errors.append((response.status, str(answer)[:300]))
+            elif collect:
+                ids.extend(entry["jobId"] for entry in answer["results"])
         conn.close()
 
     threads = [threading.Thread(target=client) for _ in range(clients)]
@@ -95,7 +98,7 @@ def post_all(port: int, bodies: list[bytes], clients: int, size: int) -> float:
     elapsed = time.perf_counter() - started
     if errors:
         raise SystemExit(f"{len(errors)} batch(es) failed, e.g. {errors[0]}")
-    return elapsed
+    return ids if collect else elapsed
 
 
 def wait_for_health(port: int, web: subprocess.Popen, log: Path) -> None:

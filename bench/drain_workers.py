@@ -32,7 +32,16 @@ def sink_count(sink: str) -> int:
         return json.load(response)["ok"]
 
 
-def run(jobs: int, workers: int) -> float:
+def cpu_seconds(processes) -> float:
+    """User + system CPU of the processes so far (Linux /proc)."""
+    total = 0
+    for process in processes:
+        fields = Path(f"/proc/{process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def run(jobs: int, workers: int) -> tuple[float, float]:
     tmp = Path(tempfile.mkdtemp(prefix="qs-drain-"))
     redis_port, sink_port = free_port(), free_port()
     sink = f"http://127.0.0.1:{sink_port}"
@@ -88,9 +97,11 @@ def run(jobs: int, workers: int) -> float:
         )
         command = command.removeprefix("exec ")
         if PROFILE:
-            # cProfile around the worker; SIGINT ends it cleanly, stats written.
+            # cProfile (CPU time) around the worker; SIGINT ends it, stats written.
             command = command.replace(
-                "python manage.py", f"python -m cProfile -o {PROFILE} manage.py", 1
+                "python manage.py",
+                f"python {ROOT / 'bench' / 'cpu_profile.py'} {PROFILE} manage.py",
+                1,
             )
         started = time.time()
         for _ in range(workers):
@@ -104,13 +115,19 @@ def run(jobs: int, workers: int) -> float:
                     start_new_session=True,
                 )
             )
-        while sink_count(sink) < jobs:
+        first = None  # (callbacks, worker CPU s) once callbacks flow
+        while (count := sink_count(sink)) < jobs:
             if time.time() - started > 300 or any(
                 p.poll() is not None for p in background
             ):
                 raise SystemExit(f"workers stopped or timed out; logs in {tmp}")
+            if first is None and count:
+                first = (count, cpu_seconds(background))
             time.sleep(0.05)
-        return jobs / (time.time() - started)
+        rate = jobs / (time.time() - started)
+        # CPU per callback after the first one: the start-up (imports) left out.
+        made, cpu = jobs - first[0], cpu_seconds(background) - first[1]
+        return rate, cpu * 1000 / made if made else float("nan")
     finally:
         for process in reversed(background):
             process.send_signal(signal.SIGINT if PROFILE else signal.SIGTERM)
@@ -131,10 +148,11 @@ def main() -> None:
     args = parser.parse_args()
     global PROFILE
     PROFILE = args.profile
-    print("| worker processes | callbacks/s |")
-    print("|---|---|")
+    print("| worker processes | callbacks/s | worker CPU ms per callback |")
+    print("|---|---|---|")
     for workers in args.workers:
-        print(f"| {workers} | {run(args.jobs, workers):,.0f} |", flush=True)
+        rate, cpu_ms = run(args.jobs, workers)
+        print(f"| {workers} | {rate:,.0f} | {cpu_ms:.2f} |", flush=True)
 
 
 if __name__ == "__main__":

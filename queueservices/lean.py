@@ -14,6 +14,7 @@ DRF's own handle_exception and renderer, so every error keeps its exact shape.
 """
 
 import json
+from functools import lru_cache
 
 from django.conf import settings
 from django.http import HttpResponse
@@ -23,8 +24,8 @@ from rest_framework.views import APIView
 from queueservices.auth import ApiKeyAuthentication, ApiKeyWhenRequired
 from queueservices.parsers import parse_bounded
 
-# Accept headers for which DRF's negotiation picks its only renderer, JSON.
-JSON_ACCEPTS = frozenset({None, "", "*/*", "application/json"})
+# Media ranges that DRF's only renderer, JSONRenderer, matches.
+JSON_RANGES = frozenset({"*/*", "application/*", "application/json"})
 _AUTH = ApiKeyAuthentication()
 _PERMISSION = ApiKeyWhenRequired()
 
@@ -59,7 +60,7 @@ class LeanAPIView(APIView):
         """JSON in (a body of known length), JSON out, no query string: the
         requests whose DRF answer the lean path knows."""
         meta = request.META
-        if meta.get("HTTP_ACCEPT") not in JSON_ACCEPTS or meta.get("QUERY_STRING"):
+        if not json_accepted(meta.get("HTTP_ACCEPT")) or meta.get("QUERY_STRING"):
             return False
         if request.method != "POST":
             return True
@@ -96,6 +97,27 @@ class LeanAPIView(APIView):
         self.headers = self.default_response_headers
         response = self.handle_exception(exc)
         return self.finalize_response(drf_request, response, *self.args, **self.kwargs)
+
+
+@lru_cache(maxsize=256)
+def json_accepted(accept: str | None) -> bool:
+    """Whether DRF's negotiation would answer plain JSON to this Accept header:
+    none, or one naming a JSON range without parameters (axios sends
+    "application/json, text/plain, */*"). A parameter such as `indent` changes
+    what JSONRenderer writes, and an empty header is a 406 to DRF: those go
+    through DRF."""
+    if accept is None:
+        return True
+    matched = False
+    for item in accept.split(","):
+        media, _, params = item.partition(";")
+        if media.strip().lower() not in JSON_RANGES:
+            continue
+        names = {p.partition("=")[0].strip().lower() for p in params.split(";")}
+        if names - {"", "q"}:
+            return False
+        matched = True
+    return matched
 
 
 def _length(meta) -> int:

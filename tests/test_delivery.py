@@ -153,3 +153,38 @@ def test_a_claim_redis_lost_and_handed_out_again_is_not_delivered_twice(
         (False, True),
         (True, False),
     ]
+
+
+def test_a_slow_worker_s_outcome_replaces_the_attempt_the_watchdog_wrote_off(
+    client, backend
+):
+    # Worker A's callback outlived the stall timeout: the watchdog recorded its
+    # attempt as lost. When A records what the backend really said, that replaces
+    # the write-off (same attempt number) instead of failing A's whole batch.
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from jobs import services
+    from jobs.delivery import Outcome
+    from jobs.services.recovery import job_recover_stalled
+
+    job_id = post(client, "/api/schedule-sms", SMS).json()["jobId"]
+    other_id = post(client, "/api/schedule-sms", {**SMS, "contactId": "2"}).json()[
+        "jobId"
+    ]
+    started = services.jobs_start_attempts(job_ids=[job_id, other_id], worker="a")
+    slow = next(job for job in started if str(job.id) == job_id)
+    assert job_recover_stalled(job_id=job_id, started_at=slow.started_at, reason="x")
+    ok = Outcome(
+        ok=True,
+        http_status=200,
+        error="",
+        started_at=timezone.now() - timedelta(seconds=1),
+        duration_ms=1000,
+    )
+    services.jobs_record_attempts(results=[(job, ok) for job in started])
+
+    [attempt] = Job.objects.get(pk=job_id).attempt_log.all()
+    assert (attempt.number, attempt.succeeded, attempt.http_status) == (1, True, 200)
+    assert Job.objects.get(pk=other_id).attempt_log.get().succeeded

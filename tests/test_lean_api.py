@@ -224,3 +224,58 @@ def test_the_api_lane_answers_with_the_headers_of_the_full_chain(redis):
     # Pages still get the whole chain (a session for the admin's login).
     page = _wsgi(application, "/admin/login/", b"")
     assert page[0].startswith("403") or "csrftoken" in page[1].get("Set-Cookie", "")
+
+
+ACCEPTS = [
+    None,
+    "",
+    "*/*",
+    "application/json",
+    "application/json, text/plain, */*",  # axios
+    "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8",  # browsers
+    "application/*",
+    "application/json; q=0.5",
+    "application/json; indent=4",
+    "application/json;charset=utf-8",
+    "text/plain",
+    "text/html",
+    "application/xml",
+    "APPLICATION/JSON",
+]
+
+
+@pytest.mark.parametrize("accept", ACCEPTS)
+def test_the_lean_path_takes_exactly_the_accept_headers_drf_answers_as_plain_json(
+    accept,
+):
+    from rest_framework.exceptions import NotAcceptable
+    from rest_framework.negotiation import DefaultContentNegotiation
+    from rest_framework.renderers import JSONRenderer
+    from rest_framework.request import Request
+
+    from queueservices.lean import json_accepted
+
+    extra = {} if accept is None else {"HTTP_ACCEPT": accept}
+    request = Request(RequestFactory().get("/api/job-status/x", **extra))
+    try:
+        renderer, media = DefaultContentNegotiation().select_renderer(
+            request, [JSONRenderer()]
+        )
+        # JSONRenderer reads one parameter of the accepted type: indent.
+        plain = "indent" not in media.lower()
+    except NotAcceptable:
+        plain = False
+    # The lean path may leave a request to DRF, never take one DRF answers otherwise.
+    assert not json_accepted(accept) or plain
+    if accept in (None, "*/*", "application/json", ACCEPTS[4], ACCEPTS[5]):
+        assert json_accepted(accept)
+
+
+@pytest.mark.parametrize("accept", ["application/json, text/plain, */*", "*/*"])
+def test_an_axios_request_is_answered_as_drf_answers_it(client, accept):
+    body = sms({})
+    lean = ask(client, "/api/schedule-sms", body, HTTP_ACCEPT=accept)
+    full = ask(client, "/api/schedule-sms", body, query="drf=1", HTTP_ACCEPT=accept)
+    assert lean.status_code == full.status_code == 200
+    assert set(lean.json()) == set(full.json())
+    assert lean["Content-Type"] == full["Content-Type"] == "application/json"

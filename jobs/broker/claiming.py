@@ -11,7 +11,7 @@ from rq.utils import utcformat
 import jobs.broker.keys as keys
 import jobs.broker.scripts as scripts
 from jobs.broker.connection import redis_connection
-from jobs.broker.placing import Placed, schedule_saved
+from jobs.broker.placing import Placed
 
 RESULT_TTL_S = 3600
 FAILURE_TTL_S = 365 * 24 * 3600
@@ -104,26 +104,24 @@ def _claim(worker, queues, limit, fair, first="") -> list[Claimed]:
 def finish(worker: str, ends: dict[Placed, object], tally=None) -> None:
     """Record in RQ's registries how each claimed job ended: COMPLETED (also for
     one not delivered because its row was no longer pending), FAILED, or the epoch
-    seconds of its retry (back in the scheduled set). `tally` (jobs.metrics.Tally)
-    goes in the same pipeline: one round trip for the lot."""
-    now = time.time()
-    stamp = utcformat(datetime.now(UTC))
-    retries = {}
+    seconds of its retry (back in the scheduled set). One script (scripts.FINISH)
+    and `tally` (jobs.metrics.Tally) in one round trip for the lot."""
+    if not ends and tally is None:
+        return
+    args = [
+        worker, utcformat(datetime.now(UTC)), repr(time.time()), RESULT_TTL_S,
+        FAILURE_TTL_S, keys.JOB_PREFIX, keys.started(""), keys.finished(""),
+        keys.failed(""), keys.WAKEUP_CHANNEL,
+    ]  # fmt: skip
+    for job, end in ends.items():
+        ending = _ENDINGS.get(end) or repr(end)
+        args += [job.job_id, job.queue, ending]
     with redis_connection().pipeline(transaction=False) as pipe:
-        for job, end in ends.items():
-            key = keys.job(job.job_id)
-            pipe.zrem(keys.started(job.queue), f"{job.job_id}:{worker}")
-            if end == COMPLETED:
-                pipe.hset(key, mapping={"status": "finished", "ended_at": stamp})
-                pipe.expire(key, RESULT_TTL_S)
-                pipe.zadd(keys.finished(job.queue), {job.job_id: now + RESULT_TTL_S})
-            elif end == FAILED:
-                pipe.hset(key, mapping={"status": "failed", "ended_at": stamp})
-                pipe.zadd(keys.failed(job.queue), {job.job_id: now + FAILURE_TTL_S})
-            else:
-                pipe.hset(key, "status", "scheduled")
-                retries[job.job_id] = end
-        schedule_saved(pipe, retries)
+        if ends:
+            scripts.run(pipe, scripts.FINISH, [keys.SCHEDULED, keys.NEXT_WAKE], args)
         if tally is not None:
             tally.write(pipe)
         pipe.execute()
+
+
+_ENDINGS = {COMPLETED: "c", FAILED: "f"}

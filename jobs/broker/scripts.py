@@ -194,6 +194,45 @@ redis.call('SET', KEYS[2], string.format('%.6f', wake), 'PX', ttl)
 return string.format('%.6f', wake)
 """
 
+# Record how claimed jobs ended, as RQ's worker would: out of the queue's started
+# registry (the member is "id:worker"), then finished (hash kept RESULT_TTL),
+# failed, or back in the scheduled set for a retry (score: its epoch seconds).
+# KEYS: scheduled set, next-wake key. ARGV[1..10]: worker, ended_at, now, result
+# TTL, failure TTL, job prefix, started head, finished head, failed head, wake-up
+# channel; then (id, queue, end) triples, end 'c', 'f' or the retry's score. One
+# PUBLISH at most, as SCHEDULE. Returns how many jobs.
+FINISH = """
+local worker, stamp, now = ARGV[1], ARGV[2], tonumber(ARGV[3])
+local result_ttl, failure_ttl = tonumber(ARGV[4]), tonumber(ARGV[5])
+local job_prefix, started, finished, failed = ARGV[6], ARGV[7], ARGV[8], ARGV[9]
+local earliest
+for i = 11, #ARGV, 3 do
+  local id, queue, ending = ARGV[i], ARGV[i + 1], ARGV[i + 2]
+  local job_key = job_prefix .. id
+  redis.call('ZREM', started .. queue, id .. ':' .. worker)
+  if ending == 'c' then
+    redis.call('HSET', job_key, 'status', 'finished', 'ended_at', stamp)
+    redis.call('EXPIRE', job_key, result_ttl)
+    redis.call('ZADD', finished .. queue, now + result_ttl, id)
+  elseif ending == 'f' then
+    redis.call('HSET', job_key, 'status', 'failed', 'ended_at', stamp)
+    redis.call('ZADD', failed .. queue, now + failure_ttl, id)
+  else
+    redis.call('HSET', job_key, 'status', 'scheduled')
+    redis.call('ZADD', KEYS[1], ending, id)
+    local due = tonumber(ending)
+    if (not earliest) or due < earliest then earliest = due end
+  end
+end
+if earliest then
+  local wake = redis.call('GET', KEYS[2])
+  if (not wake) or earliest < tonumber(wake) then
+    redis.call('PUBLISH', ARGV[10], string.format('%.6f', earliest))
+  end
+end
+return (#ARGV - 10) / 3
+"""
+
 # Claim up to ARGV[1] jobs for worker ARGV[2]: status started (at ARGV[3]), in
 # their queue's started registry (head ARGV[6]) until ARGV[4]; ids whose hash is
 # gone (cancelled) are skipped. A workspace holds at most ARGV[7] of the worker's

@@ -4,7 +4,7 @@ a stock RQ worker's one job (jobs.tasks.deliver) is a batch of one."""
 from collections import defaultdict
 from datetime import timedelta
 
-from django.db import IntegrityError, transaction
+from django.db import router
 from django.db.models import F
 from django.utils import timezone
 
@@ -15,6 +15,7 @@ from jobs.queues import WEBHOOK_QUEUE
 from jobs.ratelimit import retry_times_within_rate
 from jobs.retries import retry_wait_seconds, webhook_waits
 from jobs.services.holds import jobs_hold_paused
+from jobs.services.rows import insert_rows
 
 # Rows a worker may start an attempt on. Not `active`: an active row is someone
 # else's attempt in flight (a claim Redis lost in a restart and handed out again
@@ -90,20 +91,18 @@ def jobs_record_attempts(*, results: list[tuple[Job, Outcome]]) -> dict[str, obj
 
 
 def _save_attempts(results: list[tuple[Job, Outcome]]) -> None:
+    """One statement for the lot. An attempt the watchdog already wrote off as
+    stalled is overwritten: its worker was only slow, so what it saw is the truth."""
     rows = [
-        JobAttempt(job=job, number=job.attempts, **_attempt_fields(outcome))
+        JobAttempt(job_id=job.pk, number=job.attempts, **_attempt_fields(outcome))
         for job, outcome in results
     ]
-    try:
-        with transaction.atomic():
-            JobAttempt.objects.bulk_create(rows)
-    except IntegrityError:
-        # The watchdog already wrote one of these attempts off as stalled; its
-        # worker was only slow, so what it saw is the truth.
-        for job, outcome in results:
-            JobAttempt.objects.update_or_create(
-                job=job, number=job.attempts, defaults=_attempt_fields(outcome)
-            )
+    insert_rows(
+        JobAttempt,
+        rows,
+        using=router.db_for_write(JobAttempt),
+        upsert_on=("job", "number"),
+    )
 
 
 def _retries_within_rate(failures: list[tuple[Job, dict]]) -> None:

@@ -1,14 +1,13 @@
 """Writing new jobs: their rows, then their RQ jobs (jobs.broker)."""
 
-from functools import lru_cache
-
-from django.db import OperationalError, connections, router, transaction
+from django.db import OperationalError, router, transaction
 from django.utils import timezone
 from redis.exceptions import RedisError
 
 from jobs import broker
 from jobs.models import Job
 from jobs.services.errors import QueueUnavailable
+from jobs.services.rows import insert_rows
 
 
 def placement(job: Job) -> broker.Placement:
@@ -34,41 +33,15 @@ def place_jobs(jobs: list[Job]) -> None:
 
 
 def insert_jobs(jobs: list[Job]) -> None:
-    """Job.objects.bulk_create, with every value converted before the transaction.
-
-    Django's bulk_create compiles the SQL value by value inside the transaction,
-    most of a batch's time; SQLite's one write lock would be held all along, and
-    concurrent batches time out on it. Here the lock covers one executemany.
-    """
-    connection = connections[router.db_for_write(Job)]
-    fields = Job._meta.concrete_fields
+    """Insert the jobs' rows in one executemany (jobs.services.rows), in a
+    transaction of its own: SQLite's write lock is held for that one statement."""
+    alias = router.db_for_write(Job)
     created_at = timezone.now()
-    rows = []
     for job in jobs:
         job.created_at = created_at  # auto_now_add, which bulk_create would set
-        rows.append(
-            [f.get_db_prep_save(getattr(job, f.attname), connection) for f in fields]
-        )
-    sql = _insert_sql(connection.alias)
     # durable: refuse to run inside an outer transaction that could still roll back.
-    with transaction.atomic(using=connection.alias, durable=True):
-        with connection.cursor() as cursor:
-            cursor.executemany(sql, rows)
-    for job in jobs:
-        job._state.adding, job._state.db = False, connection.alias
-
-
-@lru_cache(maxsize=4)
-def _insert_sql(alias: str) -> str:
-    # The same for every insert of the process: quoting 30 names each time was a
-    # tenth of insert_jobs (cProfile).
-    quote = connections[alias].ops.quote_name
-    fields = Job._meta.concrete_fields
-    return "INSERT INTO {} ({}) VALUES ({})".format(
-        quote(Job._meta.db_table),
-        ", ".join(quote(field.column) for field in fields),
-        ", ".join(["%s"] * len(fields)),
-    )
+    with transaction.atomic(using=alias, durable=True):
+        insert_rows(Job, jobs, using=alias)
 
 
 def store_and_place(jobs: list[Job]) -> None:
