@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test lint format bench bench-batch browser
+.PHONY: install run test lint format bench bench-batch browser openapi
 
 $(STAMP): requirements.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -37,6 +37,10 @@ bench: install
 # POST /api/schedule-batch alone: messages/s scheduled (BATCHES batches of 1,000).
 bench-batch: install
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python bench/batch.py --batches $(or $(BATCHES),20)
+
+# docs/openapi.yaml: the schema /api/schema serves (tests/test_docs.py checks they match).
+openapi: install
+	$(BIN)/python manage.py spectacular --file docs/openapi.yaml
 
 lint: install
 	$(BIN)/ruff check .

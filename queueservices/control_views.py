@@ -81,6 +81,7 @@ def new_time(data: dict) -> NewTime:
     )
 
 
+@extend_schema(tags=["Jobs"])
 class JobView(JobStatusView):
     """GET is job-status; PATCH reschedules; DELETE cancels."""
 
@@ -154,6 +155,7 @@ class BulkRescheduleView(ScopeView):
 def _scoped(view_class, scope: str, action: str, request):
     """The view for one /api/{scope}s/{id}/{action} route, documented."""
     schema = extend_schema(
+        tags=[f"{scope.capitalize()}s"],
         request=request,
         responses={200: CountsOutput, **ERRORS},
         parameters=[scope_parameter(f"{scope}_id")],
@@ -175,6 +177,7 @@ SCOPE_VIEWS = {
 }
 
 
+@extend_schema(tags=["Jobs"])
 class JobListView(APIView):
     @extend_schema(
         operation_id="api_jobs_list",

@@ -69,6 +69,7 @@ def idempotency_key(request, data) -> str | None:
 
 
 @extend_schema(
+    tags=["Scheduling"],
     request=ScheduleSmsInput,
     responses={200: ScheduleOutput, **ERRORS},
     parameters=[IDEMPOTENCY_HEADER],
@@ -80,6 +81,7 @@ class ScheduleSmsView(ScheduleView):
 
 
 @extend_schema(
+    tags=["Scheduling"],
     request=ScheduleEmailInput,
     responses={200: ScheduleOutput, **ERRORS},
     parameters=[IDEMPOTENCY_HEADER],
@@ -91,6 +93,7 @@ class ScheduleEmailView(ScheduleView):
 
 
 @extend_schema(
+    tags=["Scheduling"],
     request=ScheduleBatchInput,
     responses={**ERRORS, 200: ScheduleBatchOutput, 400: ScheduleBatchRefusedOutput},
 )
@@ -114,6 +117,7 @@ class ScheduleBatchView(APIView):
         return Response(body, status=200 if body["success"] else 400)
 
 
+@extend_schema(tags=["Jobs"])
 class JobStatusView(LeanAPIView):
     lean_methods = frozenset({"GET"})
 
