@@ -136,6 +136,10 @@ def run(jobs: int, workers: int) -> tuple[float, float]:
                 process.wait(15)
             except subprocess.TimeoutExpired:
                 process.kill()
+        if PROFILE:
+            for log in sorted(tmp.glob("worker-*.log")):
+                lines = log.read_text().splitlines()
+                print(*(line for line in lines if line.startswith("cpu:")))
         if sys.exc_info()[0] is None:
             shutil.rmtree(tmp, ignore_errors=True)
 

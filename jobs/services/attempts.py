@@ -1,6 +1,7 @@
 """A worker's bookkeeping around callback attempts, for any number of jobs at once:
 a stock RQ worker's one job (jobs.tasks.deliver) is a batch of one."""
 
+import uuid
 from collections import defaultdict
 from datetime import timedelta
 
@@ -15,7 +16,7 @@ from jobs.queues import WEBHOOK_QUEUE
 from jobs.ratelimit import retry_times_within_rate
 from jobs.retries import retry_wait_seconds, webhook_waits
 from jobs.services.holds import jobs_hold_paused
-from jobs.services.rows import insert_rows
+from jobs.services.rows import insert_rows, update_returning
 
 # Rows a worker may start an attempt on. Not `active`: an active row is someone
 # else's attempt in flight (a claim Redis lost in a restart and handed out again
@@ -25,25 +26,22 @@ STARTABLE = [Job.Status.WAITING, Job.Status.DELAYED]
 
 
 def jobs_start_attempts(*, job_ids: list[str], worker: str) -> list[Job]:
-    """Mark the jobs active and count their attempt, in two statements (and a read
-    for paused scopes); returns the jobs to deliver.
+    """Mark the jobs active and count their attempt, in one statement (and a read
+    for paused scopes); returns the jobs to deliver, with DELIVERY_FIELDS only.
 
     Left out: unknown, cancelled, completed (a redelivery after a worker crash),
     active elsewhere, or held by a paused campaign or workspace (then set paused:
     jobs.services.holds).
     """
     jobs_hold_paused(job_ids=job_ids)
-    now = timezone.now()
-    Job.objects.filter(pk__in=job_ids, status__in=STARTABLE).update(
-        status=Job.Status.ACTIVE,
-        attempts=F("attempts") + 1,
-        started_at=now,
-        worker=worker,
-    )
-    return list(
-        Job.objects.filter(
-            pk__in=job_ids, status=Job.Status.ACTIVE, worker=worker, started_at=now
-        ).only(*DELIVERY_FIELDS)
+    return update_returning(
+        Job,
+        {"status": Job.Status.ACTIVE, "started_at": timezone.now(), "worker": worker},
+        ("attempts",),
+        [uuid.UUID(job_id) for job_id in job_ids],
+        STARTABLE,
+        DELIVERY_FIELDS,
+        using=router.db_for_write(Job),
     )
 
 

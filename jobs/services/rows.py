@@ -87,3 +87,92 @@ def _insert_sql(model, alias: str, upsert_on: tuple) -> str:
             ", ".join(f"{quote(c)} = EXCLUDED.{quote(c)}" for c in updated),
         )
     return sql
+
+
+def update_returning(
+    model,
+    changes: dict,
+    increments: tuple,
+    where_in: list,
+    where_status: list,
+    returning: tuple,
+    *,
+    using: str,
+) -> list:
+    """UPDATE rows by primary key and status, and read them back in the same
+    statement (RETURNING: PostgreSQL, SQLite 3.35+), as model instances holding the
+    `returning` fields only.
+
+    `changes`: field name -> new value; `increments`: fields to add 1 to. The
+    rows are those whose pk is in `where_in` and status in `where_status`. One
+    statement where the ORM needs an UPDATE and a SELECT, and no query building:
+    for the worker, that was half the cost of starting a batch (cProfile).
+    """
+    if not where_in:
+        return []
+    connection = connections[using]
+    meta, quote = model._meta, connection.ops.quote_name
+    touched = [*changes, *increments]
+    column = {name: quote(meta.get_field(name).column) for name in touched}
+    set_sql = [f"{column[name]} = %s" for name in changes]
+    set_sql += [f"{column[name]} = {column[name]} + 1" for name in increments]
+    fields = _returned(model, tuple(returning))
+    sql = "UPDATE {} SET {} WHERE {} IN ({}) AND {} IN ({}) RETURNING {}".format(
+        quote(meta.db_table),
+        ", ".join(set_sql),
+        quote(meta.pk.column),
+        ", ".join(["%s"] * len(where_in)),
+        quote(meta.get_field("status").column),
+        ", ".join(["%s"] * len(where_status)),
+        ", ".join(quote(f.column) for f in fields),
+    )
+    params = [
+        meta.get_field(name).get_db_prep_save(value, connection)
+        for name, value in changes.items()
+    ]
+    params += [meta.pk.get_db_prep_value(pk, connection) for pk in where_in]
+    params += list(where_status)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        rows = cursor.fetchall()
+    converters = _converters(model, tuple(returning), using)
+    names = [f.attname for f in fields]
+    instances = []
+    for row in rows:
+        values = list(row)
+        for index, convert in converters:
+            values[index] = convert(values[index])
+        instances.append(model.from_db(using, names, values))
+    return instances
+
+
+@lru_cache(maxsize=16)
+def _returned(model, returning: tuple) -> tuple:
+    """The fields named, in the model's order (what Model.from_db expects)."""
+    wanted = {model._meta.get_field(name) for name in returning}
+    return tuple(f for f in model._meta.concrete_fields if f in wanted)
+
+
+@lru_cache(maxsize=16)
+def _converters(model, returning: tuple, alias: str) -> tuple:
+    """Per returned column, what Django's compiler would apply to its value
+    (the backend's and the field's from_db_value), as one function."""
+    connection = connections[alias]
+    found = []
+    for index, field in enumerate(_returned(model, returning)):
+        column = field.get_col(model._meta.db_table)
+        steps = connection.ops.get_db_converters(column) + field.get_db_converters(
+            connection
+        )
+        if steps:
+            found.append((index, _chain(steps, column, connection)))
+    return tuple(found)
+
+
+def _chain(steps, column, connection):
+    def convert(value):
+        for step in steps:
+            value = step(value, column, connection)
+        return value
+
+    return convert
