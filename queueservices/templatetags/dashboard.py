@@ -3,6 +3,8 @@
 from django import template
 from django.utils.html import format_html
 
+from jobs.admin import COPY_ICON
+
 register = template.Library()
 
 
@@ -16,7 +18,7 @@ def job_id(value, href: str = "") -> str:
         short = format_html('<a href="{}">{}</a>', href, short)
     return format_html(
         '<span class="job-id">{}<button type="button" class="copy" data-copy="{}"'
-        ' title="Copy {}" aria-label="Copy job id">⧉</button></span>',
+        ' title="Copy {}" aria-label="Copy job id">' + COPY_ICON + "</button></span>",
         short,
         full,
         full,

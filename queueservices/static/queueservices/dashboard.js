@@ -63,7 +63,8 @@
   const charts = {};
 
   function series(label, stroke) {
-    return { label: label, stroke: stroke, width: 2, spanGaps: true };
+    return { label: label, stroke: stroke, width: 2, spanGaps: true,
+      points: { show: true, size: 4 } };
   }
 
   function draw() {
