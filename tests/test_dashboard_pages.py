@@ -155,6 +155,9 @@ def test_job_list_sorts_by_a_column_and_keeps_the_filters(client):
     assert descending.index(later[:8]) < descending.index(sooner[:8])
     assert "status=delayed&amp;sort=-scheduled" in ascending
     assert page(client, f"{base}&sort=payload")  # unknown: the default order
+    # By finish time only within a finished status (that is what has an index).
+    assert 'data-sort="finished"' not in ascending
+    assert 'data-sort="finished"' in page(client, "/admin/queues/jobs?status=failed")
 
 
 def test_ids_are_short_monospace_with_a_copy_button(client):
