@@ -1,6 +1,7 @@
 from django import forms
 from django.contrib import admin, messages
 from django.core.paginator import Paginator
+from django.template.response import TemplateResponse
 from django.utils.functional import cached_property
 from django.utils.html import format_html
 from django.utils.text import Truncator
@@ -104,6 +105,20 @@ def retry_jobs(modeladmin, request, queryset):
 
 @admin.action(description="Remove (cancel) selected waiting or delayed jobs")
 def remove_jobs(modeladmin, request, queryset):
+    # Asks first, as Django's own "delete selected" does, saying how many it touches.
+    if request.POST.get("post") != "yes":
+        pending = queryset.filter(status__in=services.CANCELLABLE).count()
+        context = {
+            **modeladmin.admin_site.each_context(request),
+            "title": "Cancel jobs?",
+            "ids": [str(pk) for pk in queryset.values_list("id", flat=True)],
+            "selected": queryset.count(),
+            "pending": pending,
+            "others": queryset.count() - pending,
+            "action": "remove_jobs",
+            "opts": modeladmin.model._meta,
+        }
+        return TemplateResponse(request, "admin/jobs/confirm_cancel.html", context)
     _run_action(modeladmin, request, queryset, services.job_cancel, "Removed")
 
 

@@ -40,6 +40,7 @@ from jobs.services.errors import (
     QueueUnavailable,
 )
 from jobs.services.operator import (
+    CANCELLABLE,
     job_cancel,
     job_promote,
     job_retry,
@@ -51,6 +52,7 @@ from jobs.services.recovery import job_recover_stalled, job_requeue_lost
 from jobs.services.scheduling import job_schedule
 
 __all__ = [
+    "CANCELLABLE",
     "BatchItem",
     "Counts",
     "IdempotencyConflict",
