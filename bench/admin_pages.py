@@ -120,6 +120,10 @@ def main() -> None:
             "dashboard overview": "/admin/queues",
             "dashboard, failed list": "/admin/queues/jobs?status=failed",
             "dashboard, search campaign": "/admin/queues/jobs?q=campaign-7",
+            "dashboard, by scheduled time": "/admin/queues/jobs?sort=scheduled",
+            "dashboard, failed by finish": "/admin/queues/jobs?status=failed"
+            "&sort=-finished",
+            "dashboard, queue by created": "/admin/queues/jobs?queue=send-sms-queue",
             "GET /api/job-status": f"/api/job-status/{sample.id}",
         }
         results[count] = {

@@ -76,8 +76,18 @@ class Job(models.Model):
             models.Index(fields=["status", "scheduled_for"], name="job_status_due"),
             # Dashboard statistics: completed / failed in the last hour.
             models.Index(fields=["status", "finished_at"], name="job_status_finished"),
-            # Per-queue views of the dashboard.
-            models.Index(fields=["queue", "status"], name="job_queue_status"),
+            # Per-queue counts (GROUP BY queue, status) and the dashboard's job list
+            # of one queue and status, newest first.
+            models.Index(
+                fields=["queue", "status", "-created_at", "-id"],
+                name="job_queue_status_created",
+            ),
+            # The dashboard's job list of one queue, newest first.
+            models.Index(
+                fields=["queue", "-created_at", "-id"], name="job_queue_created"
+            ),
+            # The dashboard's job list sorted by next attempt (any status).
+            models.Index(fields=["scheduled_for", "id"], name="job_scheduled"),
             # Jobs of one workspace / one contact (admin filters and search).
             models.Index(
                 fields=["workspace_id", "-created_at", "-id"], name="job_workspace"

@@ -3,7 +3,8 @@
 from collections import defaultdict
 from datetime import timedelta
 
-from django.db.models import Count, Min
+from django.db.models import Count, F, Min
+from django.db.models.functions import TruncMinute
 from django.utils import timezone
 
 from jobs.models import Job, JobAttempt
@@ -47,4 +48,71 @@ def last_hour() -> dict:
         "lateness_p50_ms": percentile(lateness, 0.5),
         "lateness_p95_ms": percentile(lateness, 0.95),
         "oldest_waiting_s": (now - oldest_due).total_seconds() if oldest_due else None,
+    }
+
+
+def per_worker_last_hour() -> dict[str, dict[str, int]]:
+    """Completed and failed jobs of the last hour by the worker that ran their last
+    attempt: the same rows as last_hour()'s figures."""
+    since = timezone.now() - timedelta(hours=1)
+    rows = (
+        Job.objects.filter(
+            status__in=[Job.Status.COMPLETED, Job.Status.FAILED], finished_at__gte=since
+        )
+        .values("worker", "status")
+        .annotate(n=Count("id"))
+        .order_by()
+    )
+    counts = defaultdict(lambda: defaultdict(int))
+    for row in rows:
+        counts[row["worker"]][row["status"]] = row["n"]
+    return counts
+
+
+def chart(minutes: int = 60) -> dict:
+    """Per minute over the last `minutes`: jobs completed and failed for good,
+    attempts that failed and were retried, and the fire lateness (p50 / p95 ms) of
+    first attempts. Lists aligned on `minutes` (epoch seconds, oldest first)."""
+    now = timezone.now().replace(second=0, microsecond=0)
+    since = now - timedelta(minutes=minutes - 1)
+    slots = [since + timedelta(minutes=i) for i in range(minutes)]
+    index = {slot: i for i, slot in enumerate(slots)}
+    series = {key: [0] * minutes for key in ("completed", "failed", "retried")}
+    finished = (
+        Job.objects.filter(
+            status__in=[Job.Status.COMPLETED, Job.Status.FAILED], finished_at__gte=since
+        )
+        .annotate(minute=TruncMinute("finished_at"))
+        .values("minute", "status")
+        .annotate(n=Count("id"))
+        .order_by()
+    )
+    for row in finished:
+        if row["minute"] in index:
+            series[row["status"]][index[row["minute"]]] = row["n"]
+    # A failed attempt is a retry unless it was the last of a job failed for good.
+    retried = (
+        JobAttempt.objects.filter(started_at__gte=since, succeeded=False)
+        .exclude(job__status=Job.Status.FAILED, number=F("job__attempts"))
+        .annotate(minute=TruncMinute("started_at"))
+        .values("minute")
+        .annotate(n=Count("id"))
+        .order_by()
+    )
+    for row in retried:
+        if row["minute"] in index:
+            series["retried"][index[row["minute"]]] = row["n"]
+    late = [[] for _ in slots]
+    firsts = JobAttempt.objects.filter(started_at__gte=since, number=1)
+    for started, due in firsts.order_by("-started_at").values_list(
+        "started_at", "job__due_at"
+    )[:SAMPLE]:
+        minute = started.replace(second=0, microsecond=0)
+        if minute in index:
+            late[index[minute]].append((started - due).total_seconds() * 1000)
+    return {
+        "minutes": [int(slot.timestamp()) for slot in slots],
+        **series,
+        "lateness_p50_ms": [percentile(values, 0.5) for values in late],
+        "lateness_p95_ms": [percentile(values, 0.95) for values in late],
     }

@@ -1,8 +1,10 @@
 """Dashboard actions change the Job row and Redis together, and are audited."""
 
 import time
+from datetime import timedelta
 
 import pytest
+from django.utils import timezone
 from rq import Queue
 from rq.registry import FailedJobRegistry
 
@@ -21,8 +23,12 @@ def credentials(settings):
     settings.BULL_BOARD_PASSWORD = "pw"
 
 
-def act(client, job_id, action):
-    return client.post(f"/admin/queues/jobs/{job_id}/{action}", follow=True, **AUTH)
+def act(client, job_id, action, **fields):
+    # As the confirmation page posts it (remove and delete ask first).
+    data = {"confirmed": "1", **fields}
+    return client.post(
+        f"/admin/queues/jobs/{job_id}/{action}", data, follow=True, **AUTH
+    )
 
 
 def queued(redis, name):
@@ -143,12 +149,12 @@ def test_retry_all_failed_and_clean_completed(client, backend, work, settings):
     done = post(client, "/api/schedule-sms", SMS).json()["jobId"]
     work(until=lambda: Job.objects.filter(status="failed").count() == 3)
 
-    client.post("/admin/queues/queues/send-sms-queue/retry-failed", **AUTH)
+    url = "/admin/queues/queues/send-sms-queue"
+    client.post(f"{url}/retry-failed", {"confirmed": "1"}, **AUTH)
     work(until=lambda: Job.objects.filter(status="completed").count() == 4)
+    Job.objects.update(finished_at=timezone.now() - timedelta(hours=2))
     client.post(
-        "/admin/queues/queues/send-sms-queue/clean-completed",
-        {"older_than_hours": "0"},
-        **AUTH,
+        f"{url}/clean-completed", {"older_than_hours": "1", "confirmed": "1"}, **AUTH
     )
 
     assert Job.objects.count() == 0

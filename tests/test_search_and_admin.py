@@ -104,12 +104,15 @@ def test_admin_job_page_shows_the_job(client, staff, jobs):
     assert "+14155550123" in response.content.decode()
 
 
-def test_admin_remove_action_goes_through_the_service(client, staff, jobs, redis):
-    response = client.post(
-        "/admin/jobs/job/",
-        {"action": "remove_jobs", "_selected_action": [jobs["sms"]]},
-        follow=True,
-    )
+def test_admin_remove_action_asks_first_then_goes_through_the_service(
+    client, staff, jobs, redis
+):
+    chosen = {"action": "remove_jobs", "_selected_action": [jobs["sms"]]}
+    asked = client.post("/admin/jobs/job/", chosen).content.decode()
+    assert "Cancel 1 of the 1 selected job(s)" in asked
+    assert Job.objects.get(pk=jobs["sms"]).status == "waiting"
+
+    response = client.post("/admin/jobs/job/", {**chosen, "post": "yes"}, follow=True)
     assert response.status_code == 200
     assert Job.objects.get(pk=jobs["sms"]).status == "cancelled"
     assert Job.objects.get(pk=jobs["email"]).status == "waiting"

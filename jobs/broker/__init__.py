@@ -8,8 +8,8 @@ RQ's own workers and tools keep working (tests/test_rq_contract.py pins that).
 
 Modules: keys (every key name), scripts (every Lua script), connection (the Redis
 connection, RQ queues, the scheduler), placing (place, unplace, move what is due,
-promote), claiming (claim, finish), liveness (workers alive, jobs nothing will
-run), counters (metrics, rate-limit slots).
+promote), claiming (claim, finish), pausing (paused queues), liveness (workers
+alive, jobs nothing will run), counters (metrics, rate-limit slots).
 """
 
 from jobs.broker.claiming import COMPLETED, FAILED, Claim, Claimed, claim, finish
@@ -30,6 +30,7 @@ from jobs.broker.liveness import (
     take_watchdog_lock,
     unrunnable,
 )
+from jobs.broker.pausing import pause_queue, paused_queues, resume_queue
 from jobs.broker.placing import (
     Placed,
     Placement,
@@ -49,8 +50,9 @@ from jobs.broker.placing import (
 __all__ = [
     "COMPLETED", "FAILED", "Claim", "Claimed", "DeliveryJob", "Placed", "Placement",
     "add_counts", "alive", "claim", "due_times", "enqueue_task", "fetch", "finish",
-    "get_queue", "get_scheduler", "keep_registered", "live_workers", "move_due", "ping",
-    "place", "plan_next_wake", "promote", "read_metrics", "redis_connection", "replace",
-    "requeue", "reserve_slots", "say_alive", "schedule_saved", "take_watchdog_lock",
-    "unplace", "unrunnable", "wakeups", "write_counts",
+    "get_queue", "get_scheduler", "keep_registered", "live_workers", "move_due",
+    "pause_queue", "paused_queues", "ping", "place", "plan_next_wake", "promote",
+    "read_metrics", "redis_connection", "replace", "requeue", "reserve_slots",
+    "resume_queue", "say_alive", "schedule_saved", "take_watchdog_lock", "unplace",
+    "unrunnable", "wakeups", "write_counts",
 ]  # fmt: skip

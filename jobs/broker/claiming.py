@@ -62,8 +62,13 @@ def claim(
     found = _claim(worker, delivery_queues, limit, fair)
     if found or not block_s:
         return Claim(found)
-    watched = [*delivery_queues, *other_queues]
     client = redis_connection()
+    # Not on a paused queue: its jobs would come straight back (scripts.CLAIM).
+    paused = {name.decode() for name in client.smembers(keys.PAUSED_QUEUES)}
+    watched = [q for q in [*delivery_queues, *other_queues] if q not in paused]
+    if not watched:
+        time.sleep(block_s)
+        return Claim([])
     # Within the socket timeout: a BLPOP longer than it reads as a dead Redis.
     socket_timeout = client.connection_pool.connection_kwargs.get("socket_timeout")
     if socket_timeout:
@@ -86,6 +91,7 @@ def _claim(worker, queues, limit, fair, first="") -> list[Claimed]:
     args = [
         limit, worker, utcformat(datetime.now(UTC)), expires, keys.JOB_PREFIX,
         keys.started(""), share, keys.parked(""), keys.PARKED, first,
+        keys.PAUSED_QUEUES, keys.queue(""),
     ]  # fmt: skip
     for workspace, slots in held.items():
         args += [workspace, slots]

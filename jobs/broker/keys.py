@@ -43,6 +43,8 @@ METRICS_PREFIX = "queueservices:metrics:"
 PARKED_PREFIX = "queueservices:parked:"
 PARKED = "queueservices:parked"
 RATE_PREFIX = "qs:rate:"
+# Names of the queues an operator paused: workers claim nothing from them (CLAIM).
+PAUSED_QUEUES = "queueservices:paused-queues"
 
 
 def job(job_id: str) -> str:

@@ -236,19 +236,24 @@ return (#ARGV - 10) / 3
 # Claim up to ARGV[1] jobs for worker ARGV[2]: status started (at ARGV[3]), in
 # their queue's started registry (head ARGV[6]) until ARGV[4]; ids whose hash is
 # gone (cancelled) are skipped. A workspace holds at most ARGV[7] of the worker's
-# slots (0: no limit); ARGV[11..] are (workspace, slots it holds now) pairs. A job
+# slots (0: no limit); ARGV[13..] are (workspace, slots it holds now) pairs. A job
 # over its workspace's share moves from the queue to the end of the workspace's
 # parked list (head ARGV[8]; ARGV[9] the set of parked workspaces), and parked
 # jobs are claimed first, in order, when their workspace has room: jobs wait in
 # Redis, not in a worker, and no workspace's jobs overtake each other. ARGV[10],
 # if not '', is an id already popped (by BLPOP) from one of the queues (KEYS).
 # At most 10 pops per slot: a backlog of one workspace is parked a bit at a time.
+# Paused queues (names in the set ARGV[11]; ARGV[12] the queue prefix) are not
+# popped, and a job of one that was popped (BLPOP) or parked goes back to the head
+# of its queue: it waits there until the queue is resumed.
 # Returns [queue, id, workspace, ...].
 CLAIM = """
 local limit, job_prefix, started = tonumber(ARGV[1]), ARGV[5], ARGV[6]
 local cap, parked, parked_set = tonumber(ARGV[7]), ARGV[8], ARGV[9]
+local paused, queue_prefix = {}, ARGV[12]
+for _, name in ipairs(redis.call('SMEMBERS', ARGV[11])) do paused[name] = true end
 local held = {}
-for i = 11, #ARGV, 2 do held[ARGV[i]] = tonumber(ARGV[i + 1]) end
+for i = 13, #ARGV, 2 do held[ARGV[i]] = tonumber(ARGV[i + 1]) end
 local claimed, count, pops = {}, 0, 0
 local function room(ws)
   return cap == 0 or ws == '' or (held[ws] or 0) < cap
@@ -257,6 +262,10 @@ local function claim(id)
   local job_key = job_prefix .. id
   local state = redis.call('HMGET', job_key, 'origin', 'workspace')
   if not state[1] then return end
+  if paused[state[1]] then
+    redis.call('LPUSH', queue_prefix .. state[1], id)
+    return
+  end
   local ws = state[2] or ''
   redis.call('HSET', job_key, 'status', 'started', 'started_at', ARGV[3],
              'worker_name', ARGV[2])
@@ -285,7 +294,8 @@ if cap > 0 then
 end
 if ARGV[10] ~= '' then take(ARGV[10]) end
 for _, queue_key in ipairs(KEYS) do
-  while count < limit and pops < limit * 10 do
+  local name = string.sub(queue_key, #queue_prefix + 1)
+  while not paused[name] and count < limit and pops < limit * 10 do
     local id = redis.call('LPOP', queue_key)
     if not id then break end
     pops = pops + 1

@@ -3,8 +3,8 @@
 scheduling / batch: new jobs; deliveries and attempts: a worker's bookkeeping
 around callbacks; operator: one job's actions (dashboard, admin, API); control:
 cancel, pause, resume and reschedule of one job or a whole campaign or workspace
-(through chunks); holds: pauses that hold new jobs; recovery: what the watchdog
-repairs.
+(through chunks); cleaning: delete finished jobs; holds: pauses that hold new jobs;
+recovery: what the watchdog repairs.
 """
 
 from jobs.services.attempts import (
@@ -13,6 +13,12 @@ from jobs.services.attempts import (
     jobs_start_attempts,
 )
 from jobs.services.batch import BatchItem, ItemResult, jobs_schedule_batch
+from jobs.services.cleaning import (
+    CLEANABLE_STATUSES,
+    cleanable,
+    job_remove,
+    jobs_clean,
+)
 from jobs.services.control import (
     Counts,
     NewTime,
@@ -34,16 +40,19 @@ from jobs.services.errors import (
     QueueUnavailable,
 )
 from jobs.services.operator import (
+    CANCELLABLE,
     job_cancel,
     job_promote,
     job_retry,
-    jobs_clean_completed,
     jobs_retry_failed,
+    queue_pause,
+    queue_resume,
 )
 from jobs.services.recovery import job_recover_stalled, job_requeue_lost
 from jobs.services.scheduling import job_schedule
 
 __all__ = [
+    "CANCELLABLE",
     "BatchItem",
     "Counts",
     "IdempotencyConflict",
@@ -64,7 +73,10 @@ __all__ = [
     "job_retry",
     "job_schedule",
     "jobs_cancel",
-    "jobs_clean_completed",
+    "CLEANABLE_STATUSES",
+    "cleanable",
+    "job_remove",
+    "jobs_clean",
     "jobs_pause",
     "jobs_record_attempts",
     "jobs_reschedule",
@@ -72,4 +84,6 @@ __all__ = [
     "jobs_retry_failed",
     "jobs_schedule_batch",
     "jobs_start_attempts",
+    "queue_pause",
+    "queue_resume",
 ]

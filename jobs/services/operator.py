@@ -1,7 +1,5 @@
 """Operator actions from the dashboard, the admin and the API, each audited."""
 
-from datetime import timedelta
-
 from django.conf import settings
 from django.db.models import F
 from django.utils import timezone
@@ -9,6 +7,7 @@ from redis.exceptions import RedisError
 
 from jobs import broker
 from jobs.models import Job
+from jobs.queues import DELIVERY_QUEUES
 from jobs.ratelimit import retry_times_within_rate
 from jobs.services.audit import audit
 from jobs.services.errors import IllegalTransition, QueueUnavailable
@@ -109,14 +108,33 @@ def jobs_retry_failed(*, queue: str, actor: str) -> int:
     return count
 
 
-def jobs_clean_completed(*, queue: str, older_than: timedelta, actor: str) -> int:
-    """Delete completed jobs of a queue that finished before now - older_than."""
-    old = Job.objects.filter(
-        queue=queue,
-        status=Job.Status.COMPLETED,
-        finished_at__lt=timezone.now() - older_than,
-    )
-    _, deleted = old.delete()
-    count = deleted.get(Job._meta.label, 0)
-    audit(actor, "clean completed", queue=queue, detail=f"older than {older_than}")
-    return count
+def queue_pause(*, queue: str, actor: str) -> bool:
+    """Pause a delivery queue: workers claim none of its jobs, which wait (due
+    ones on the queue, later ones in the schedule) until queue_resume. Returns
+    whether it was running."""
+    _check_pausable(queue)
+    try:
+        changed = broker.pause_queue(queue)
+    except RedisError as exc:
+        raise QueueUnavailable(str(exc)) from exc
+    if changed:
+        audit(actor, "pause queue", queue=queue)
+    return changed
+
+
+def queue_resume(*, queue: str, actor: str) -> bool:
+    """Let workers claim from the queue again; returns whether it was paused."""
+    _check_pausable(queue)
+    try:
+        changed = broker.resume_queue(queue)
+    except RedisError as exc:
+        raise QueueUnavailable(str(exc)) from exc
+    if changed:
+        audit(actor, "resume queue", queue=queue)
+    return changed
+
+
+def _check_pausable(queue: str) -> None:
+    # The webhook queue is popped by RQ's own dequeue, which knows no pause.
+    if queue not in DELIVERY_QUEUES:
+        raise IllegalTransition(f"{queue} is not a delivery queue: it cannot pause.")
