@@ -13,9 +13,9 @@ child process. Scenarios, one after another on the same processes:
           to the last callback answered.
   hang    10 SMS of workspace A to /hang, then 50 of workspace B: each B message's
           time from being scheduled to its callback (max and p50).
-  flood   1,000 of A's SMS due against /hang (held until CALLBACK_TIMEOUT_MS),
-          then 500 of B's: B's callbacks/s and worst delay, next to the same 500
-          with nothing else running (alone).
+  flood   1,000 of A's SMS due against /hang (each held --hang-s, longer than
+          B's whole run), then 500 of B's: B's callbacks/s and worst delay,
+          next to the same 500 with nothing else running (alone).
 """
 
 import argparse

@@ -181,8 +181,9 @@ def test_job_status_matches_the_published_serializer_with_attempts(client):
         error="", succeeded=True,
     )  # fmt: skip
     Job.objects.filter(pk=job.pk).update(
-        started_at=started, finished_at=started, last_error="x", last_http_status=500
-    )
+        attempts=2, started_at=started, finished_at=started, last_error="x",
+        last_http_status=500,
+    )  # fmt: skip
     job = Job.objects.prefetch_related("attempt_log").get(pk=job.pk)
     expected = {"success": True, **JobStatusOutput(job).data}
     answer = job_status_answer(job, list(job.attempt_log.all()))

@@ -15,8 +15,8 @@ from jobs.models import Job, JobAttempt
 from jobs.queues import WEBHOOK_QUEUE
 from jobs.ratelimit import retry_times_within_rate
 from jobs.retries import retry_wait_seconds, webhook_waits
+from jobs.rows import insert_rows, update_returning
 from jobs.services.holds import jobs_hold_paused
-from jobs.services.rows import insert_rows, update_returning
 
 # Rows a worker may start an attempt on. Not `active`: an active row is someone
 # else's attempt in flight (a claim Redis lost in a restart and handed out again

@@ -6,8 +6,8 @@ from redis.exceptions import RedisError
 
 from jobs import broker
 from jobs.models import Job
+from jobs.rows import insert_rows
 from jobs.services.errors import QueueUnavailable
-from jobs.services.rows import insert_rows
 
 
 def placement(job: Job) -> broker.Placement:
@@ -33,7 +33,7 @@ def place_jobs(jobs: list[Job]) -> None:
 
 
 def insert_jobs(jobs: list[Job]) -> None:
-    """Insert the jobs' rows in one executemany (jobs.services.rows), in a
+    """Insert the jobs' rows in one executemany (jobs.rows), in a
     transaction of its own: SQLite's write lock is held for that one statement."""
     alias = router.db_for_write(Job)
     created_at = timezone.now()

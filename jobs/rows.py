@@ -1,9 +1,11 @@
-"""Many rows of one model in one executemany, the SQL compiled once per process.
+"""Rows of one model written and read with the SQL built once per process.
 
-Django's bulk_create compiles its SQL value by value on every call: for the
-worker's batches of attempts and the web's group commits that was most of the
-insert's time (cProfile), and inside a transaction it holds SQLite's one write
-lock the while. Here the values are converted first and the statement is cached.
+Building a statement is most of a small query's CPU in Django (cProfile): on
+every call bulk_create compiles its SQL value by value, a queryset compiles its
+WHERE, RawQuerySet looks up each column's converters. The worker's batches, the
+web's group commits and the job-status reads pay that per request; here the
+statement and the converters are kept, and values are converted before a
+transaction opens (SQLite's one write lock is held for the statement alone).
 """
 
 from functools import lru_cache
@@ -132,11 +134,21 @@ def update_returning(
     ]
     params += [meta.pk.get_db_prep_value(pk, connection) for pk in where_in]
     params += list(where_status)
-    with connection.cursor() as cursor:
+    return fetch_models(model, sql, params, tuple(returning), using=using)
+
+
+def fetch_models(model, sql: str, params: list, fields: tuple = (), *, using: str):
+    """Run SQL whose rows are `fields` of `model` (names; all its columns if
+    empty), in the model's field order, and make them instances as the ORM
+    would: Django's converters per column (looked up once per process: a
+    RawQuerySet looks them up on every query, a third of a job-status read),
+    then Model.from_db."""
+    fields = fields or tuple(f.name for f in model._meta.concrete_fields)
+    with connections[using].cursor() as cursor:
         cursor.execute(sql, params)
         rows = cursor.fetchall()
-    converters = _converters(model, tuple(returning), using)
-    names = [f.attname for f in fields]
+    converters = _converters(model, fields, using)
+    names = [f.attname for f in _returned(model, fields)]
     instances = []
     for row in rows:
         values = list(row)
