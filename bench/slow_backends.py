@@ -43,21 +43,44 @@ SMS = {"phoneNumber": "+15550000001", "message": "x" * 160}
 
 
 class Backend:
-    """Records (jobId -> arrival, answered) for every callback."""
+    """Records (jobId -> arrival, answered) for every callback, and the most
+    callbacks it held at once."""
 
     def __init__(self, hang_s: float):
         self.arrived, self.answered = {}, {}
         self.hang_s = hang_s
+        self.in_flight = self.most_in_flight = 0
 
     async def handle(self, request):
         body = await request.json()
         job_id = body["jobId"]
         self.arrived.setdefault(job_id, time.time())
+        self.in_flight += 1
+        self.most_in_flight = max(self.most_in_flight, self.in_flight)
         delay = {"/slow": 0.5, "/hang": self.hang_s}.get(request.path, 0)
         if delay:
             await asyncio.sleep(delay)
+        self.in_flight -= 1
         self.answered[job_id] = time.time()
         return web.json_response({"ok": True})
+
+
+class PeakRss:
+    """The most resident memory of one process, sampled every 50 ms."""
+
+    def __init__(self, pid: int):
+        self.pid, self.peak, self._done = pid, 0, threading.Event()
+        threading.Thread(target=self._sample, daemon=True).start()
+
+    def _sample(self):
+        while not self._done.wait(0.05):
+            for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    self.peak = max(self.peak, int(line.split()[1]))
+
+    def stop(self) -> float:
+        self._done.set()
+        return round(self.peak / 1024, 1)
 
     def start(self, port: int) -> None:
         app = web.Application()
@@ -190,12 +213,16 @@ def main() -> None:
         wait_answered(backend, [j for j, _, _ in alone], 60)
         results["alone_B_500_per_s"] = round(500 / _span(backend, alone), 1)
 
+        worker = background[-1].pid
+        peak, backend.most_in_flight = PeakRss(worker), 0
         flood = run_schedule(env, [["A", "/hang", 1000, 0], ["B", "/send-sms", 500, 1]])
         b_jobs = [job for job in flood if job[1] == "B"]
         wait_answered(backend, [j for j, _, _ in b_jobs], 120)
         late = delays(backend, b_jobs)
         results["flood_B_500_per_s"] = round(500 / _span(backend, b_jobs), 1)
         results["flood_B_max_s"] = round(late[-1], 3)
+        results["flood_worker_peak_rss_mib"] = peak.stop()
+        results["flood_most_in_flight"] = backend.most_in_flight
         print(json.dumps(results, indent=1))
     finally:
         redis_server, *processes = background

@@ -116,3 +116,17 @@ def test_an_idle_worker_waits_past_the_redis_socket_timeout(
 
     wait_for(lambda: backend.for_job(job_id), timeout=5)
     assert process.process.poll() is None
+
+
+def test_the_engine_opens_its_http_session_before_it_takes_a_job():
+    # CI once saw the first callbacks of a worker fail with "'NoneType' object has
+    # no attribute 'post'": they were handed to the loop while it was still opening
+    # its session. The engine is usable only once the session is there.
+    from jobs.processes.engine import DeliveryEngine
+
+    for _ in range(20):
+        engine = DeliveryEngine("w", ["send-sms-queue"])
+        try:
+            assert engine._session is not None
+        finally:
+            engine.close()

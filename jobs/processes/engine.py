@@ -52,13 +52,21 @@ class DeliveryEngine:
         self._oldest = 0.0
         self._loop = asyncio.new_event_loop()
         self._session = None
-        thread = threading.Thread(target=self._run_loop, daemon=True, name="callbacks")
+        opened = threading.Event()
+        thread = threading.Thread(
+            target=self._run_loop, args=(opened,), daemon=True, name="callbacks"
+        )
         thread.start()
+        # No claim before the session exists: a callback handed to the loop while
+        # _open ran would start in that run and find no session (seen under load).
+        if not opened.wait(30):
+            raise RuntimeError("the callbacks thread did not open its HTTP session")
 
     # --- the HTTP thread --------------------------------------------------------------
-    def _run_loop(self) -> None:
+    def _run_loop(self, opened: threading.Event) -> None:
         asyncio.set_event_loop(self._loop)
         self._session = self._loop.run_until_complete(self._open())
+        opened.set()
         self._loop.run_forever()
 
     async def _open(self):
