@@ -24,15 +24,15 @@ def insert_rows(model, objects: list, *, using: str, upsert_on: tuple = ()) -> N
         return
     connection = connections[using]
     columns = _columns(model)
-    rows = [
-        [
-            value
-            if value is None or type(value) is plain
-            else f.get_db_prep_save(value, connection)
-            for f, plain, value in ((f, p, getattr(obj, f.attname)) for f, p in columns)
-        ]
-        for obj in objects
-    ]
+    rows = []
+    for obj in objects:
+        row = []
+        for field, plain in columns:
+            value = getattr(obj, field.attname)
+            if value is not None and type(value) is not plain:
+                value = field.get_db_prep_save(value, connection)
+            row.append(value)
+        rows.append(row)
     with connection.cursor() as cursor:
         cursor.executemany(_insert_sql(model, using, upsert_on), rows)
     for obj in objects:
