@@ -24,6 +24,8 @@ from queueservices.access import dashboard_required
 
 STATUSES = [s.value for s in Job.Status]
 FINISHED = {Job.Status.COMPLETED, Job.Status.FAILED, Job.Status.CANCELLED}
+# How old the live refresh's counts of finished jobs may be (jobs.stats).
+FINISHED_COUNTS_S = 10
 ACTIONS = {
     "retry": services.job_retry,
     "remove": services.job_cancel,
@@ -42,7 +44,12 @@ SORTS = {
 
 @dashboard_required
 def overview(request):
-    counts = stats.queue_counts(settings.QUEUE_NAMES)
+    # The live refresh (htmx, every 2 s) may show finished counts up to
+    # FINISHED_COUNTS_S old; a page load counts everything afresh.
+    live = request.headers.get("HX-Request") == "true"
+    counts = stats.queue_counts(
+        settings.QUEUE_NAMES, finished_max_age_s=FINISHED_COUNTS_S if live else 0
+    )
     try:
         workers, paused = broker.live_workers(), broker.paused_queues()
     except RedisError:
