@@ -13,6 +13,8 @@ child process. Scenarios, one after another on the same processes:
           to the last callback answered.
   hang    10 SMS of workspace A to /hang, then 50 of workspace B: each B message's
           time from being scheduled to its callback (max and p50).
+  full    60 of A's and 60 of C's SMS to /hang: every slot busy; the most
+          callbacks in flight and the worker's peak RSS meanwhile.
   flood   1,000 of A's SMS due against /hang (each held --hang-s, longer than
           B's whole run), then 500 of B's: B's callbacks/s and worst delay,
           next to the same 500 with nothing else running (alone).
@@ -64,6 +66,16 @@ class Backend:
         self.answered[job_id] = time.time()
         return web.json_response({"ok": True})
 
+    def start(self, port: int) -> None:
+        app = web.Application()
+        app.router.add_post("/{tail:.*}", self.handle)
+        loop = asyncio.new_event_loop()
+        runner = web.AppRunner(app, access_log=None)
+        loop.run_until_complete(runner.setup())
+        site = web.TCPSite(runner, "127.0.0.1", port, backlog=1024)
+        loop.run_until_complete(site.start())
+        threading.Thread(target=loop.run_forever, daemon=True).start()
+
 
 class PeakRss:
     """The most resident memory of one process, sampled every 50 ms."""
@@ -81,16 +93,6 @@ class PeakRss:
     def stop(self) -> float:
         self._done.set()
         return round(self.peak / 1024, 1)
-
-    def start(self, port: int) -> None:
-        app = web.Application()
-        app.router.add_post("/{tail:.*}", self.handle)
-        loop = asyncio.new_event_loop()
-        runner = web.AppRunner(app, access_log=None)
-        loop.run_until_complete(runner.setup())
-        site = web.TCPSite(runner, "127.0.0.1", port, backlog=1024)
-        loop.run_until_complete(site.start())
-        threading.Thread(target=loop.run_forever, daemon=True).start()
 
 
 def schedule(specs: list) -> None:
@@ -213,7 +215,14 @@ def main() -> None:
         wait_answered(backend, [j for j, _, _ in alone], 60)
         results["alone_B_500_per_s"] = round(500 / _span(backend, alone), 1)
 
+        # Every slot taken: two workspaces' hanging callbacks, 50 each (the share).
         worker = background[-1].pid
+        peak, backend.most_in_flight = PeakRss(worker), 0
+        full = run_schedule(env, [["A", "/hang", 60, 0], ["C", "/hang", 60, 0]])
+        wait_answered(backend, [j for j, _, _ in full], 120)
+        results["full_most_in_flight"] = backend.most_in_flight
+        results["full_worker_peak_rss_mib"] = peak.stop()
+
         peak, backend.most_in_flight = PeakRss(worker), 0
         flood = run_schedule(env, [["A", "/hang", 1000, 0], ["B", "/send-sms", 500, 1]])
         b_jobs = [job for job in flood if job[1] == "B"]
