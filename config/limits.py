@@ -2,10 +2,10 @@
 
 granian (hyper underneath) answers a request over its own limits itself, before any
 Python runs, with an empty body: a request target over 65,534 bytes (414), a head
-over its buffer (GRANIAN_HTTP1_BUFFER_SIZE, 417,792 bytes, plus one read: about 450 KB)
-or more than 100 headers (431), malformed HTTP (400); docs/api.md lists them. The
-lower limits here answer the requests between ours and granian's as every other
-error: {"success": false, "error": ..., "details": {}}.
+over its buffer (GRANIAN_HTTP1_BUFFER_SIZE, 417,792 bytes; up to about twice that
+when the head arrives in few reads) or more than 100 headers (431), malformed HTTP
+(400); docs/api.md lists them. The lower limits here answer the requests between
+ours and granian's as every other error: {"success": false, "error": ..., ...}.
 """
 
 import json

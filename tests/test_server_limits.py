@@ -107,7 +107,9 @@ def test_a_body_over_the_limit_is_a_413_through_the_server(web, settings):
 # change here (another server, another granian) must show up, and docs/api.md with it.
 GRANIAN_OWN = {
     "a request target of 65,535 bytes": (get("/" + "a" * 65534), 414),
-    "a head over granian's buffer": (get("/health", "X-P: " + "p" * 500_000), 431),
+    # Over twice its buffer: a head between one and two buffers may come through,
+    # depending on how the bytes arrive.
+    "a head over granian's buffer": (get("/health", "X-P: " + "p" * 1_000_000), 431),
     "101 headers": (get("/health", *[f"X-H{n}: v" for n in range(99)]), 431),
     "a request line that is not HTTP": (b"GARBAGE\r\n\r\n", 400),
     "an unknown HTTP version": (b"GET / HTTP/9.9\r\nHost: x\r\n\r\n", 400),
