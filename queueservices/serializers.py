@@ -2,6 +2,7 @@
 
 import copy
 import re
+import unicodedata
 from urllib.parse import unquote
 
 from django.conf import settings
@@ -262,10 +263,16 @@ class EmailAddressField(StrictCharField):
 
     def to_internal_value(self, data):
         value = super().to_internal_value(data)
+        local, _, domain = value.rpartition("@")
         try:
             validate_email(value)
         except DjangoValidationError:
             raise serializers.ValidationError("Enter a valid email address.") from None
+        # Django's local-part pattern is ASCII but case-insensitive, so "ſ" and the
+        # Kelvin sign pass as "s" and "k"; an IDN domain stays, but not in a second
+        # spelling of itself (fullwidth "１２３" is "123" once normalized).
+        if not local.isascii() or unicodedata.normalize("NFKC", domain) != domain:
+            raise serializers.ValidationError("Enter a valid email address.")
         return value
 
 

@@ -16,7 +16,7 @@ from django.core.management import CommandError, call_command
 from django.test import RequestFactory
 
 from jobs.models import Job
-from tests.support import SMS, post, schedule, scheduled_count
+from tests.support import EMAIL, SMS, post, schedule, scheduled_count
 
 pytestmark = pytest.mark.django_db
 
@@ -153,6 +153,26 @@ def test_the_phone_numbers_of_the_batch_take_ascii_digits_only(client):
     results = response.json()["results"]
     assert [list(r["errors"]) for r in results] == [["phoneNumber"]] * len(PHONES)
     assert Job.objects.count() == 0
+
+
+@pytest.mark.parametrize(
+    "to",
+    [
+        "\u017f@example.com",  # long s: Django's case-insensitive pattern takes it
+        "\u212a@example.com",  # Kelvin sign, as "k"
+        "a@\uff11\uff12\uff13.com",  # fullwidth digits: "123.com" once normalized
+        "a@ｅxample.com",
+    ],
+)
+def test_an_email_address_has_one_spelling(client, to):
+    body = assert_error(post(client, "/api/schedule-email", {**EMAIL, "to": to}), 400)
+    assert list(body["details"]) == ["to"]
+    assert Job.objects.count() == 0
+
+
+def test_an_internationalized_domain_is_still_an_email_address(client):
+    response = post(client, "/api/schedule-email", {**EMAIL, "to": "a@münchen.de"})
+    assert response.status_code == 200, response.content
 
 
 @pytest.mark.parametrize("delay", ["300", "٣٠٠", "３００", "3e2"])
