@@ -7,6 +7,9 @@ CSRF, auth, messages) only costs them time, 12% of a schedule request's CPU
 settings.API_MIDDLEWARE (the headers every answer gets: security, CORS, frame
 options, Content-Length) and everything else to the usual one. Both are Django's
 WSGIHandler: same signals, same URLconf, same views and error handlers.
+
+Before either, a URL or headers over MAX_URL_BYTES / MAX_HEADER_BYTES are refused
+in the API's error shape (config.limits).
 """
 
 import re
@@ -14,6 +17,8 @@ from contextlib import contextmanager
 
 from django.conf import settings
 from django.core.handlers.wsgi import WSGIHandler
+
+from config.limits import HeadLimits
 
 HOT_PATHS = re.compile(r"^/api/(schedule-(sms|email|batch)|job-status/)")
 
@@ -23,10 +28,14 @@ class ApiLane:
 
     def __init__(self, full: WSGIHandler):
         self.full = full
+        self.limits = HeadLimits()
         with _middleware(settings.API_MIDDLEWARE):
             self.lean = WSGIHandler()
 
     def __call__(self, environ, start_response):
+        refused = self.limits.refuse(environ, start_response)
+        if refused is not None:
+            return refused
         lane = self.lean if HOT_PATHS.match(environ.get("PATH_INFO", "")) else self.full
         return lane(environ, start_response)
 

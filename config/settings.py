@@ -164,6 +164,10 @@ BATCH_MAX_MESSAGES = env_int("BATCH_MAX_MESSAGES", 1000, minimum=1)
 BATCH_MAX_REQUEST_BYTES = env_int(
     "BATCH_MAX_REQUEST_BYTES", 10 * 1024 * 1024, minimum=1024
 )
+# The request's URL (path and query) and its headers in all: larger ones get a 414
+# or a 431 (config.limits), below granian's own limits, which answer without JSON.
+MAX_URL_BYTES = env_int("MAX_URL_BYTES", 8 * 1024, minimum=1024)
+MAX_HEADER_BYTES = env_int("MAX_HEADER_BYTES", 64 * 1024, minimum=4096)
 MAX_DELAY_MS = env_int("MAX_DELAY_MS", 365 * 24 * 3600 * 1000, minimum=0)
 # true, false, or auto: required once DEBUG is off and an API key exists.
 API_KEYS_REQUIRED = env_choice("API_KEYS_REQUIRED", "auto", ["auto", "true", "false"])

@@ -6,5 +6,6 @@ urlpatterns = [
     path("admin/", admin.site.urls),
 ]
 
+handler400 = "queueservices.errors.bad_request"
 handler404 = "queueservices.errors.not_found"
 handler500 = "queueservices.errors.server_error"

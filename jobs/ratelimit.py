@@ -11,7 +11,8 @@ second, holding the next free instant of that second (a fresh second starts wher
 one before left off). A job due at t (or now, if t has passed: unused capacity
 of the past is not handed out, it would be a burst) takes max(t, pointer) if that
 lies within t's second, else the first later second with room, and moves that
-second's pointer 1/rate on. Instants within a second are 1/rate apart or more, so
+second's pointer 1/rate on (in whole microseconds, rounded up: exact integer
+arithmetic). Instants within a second are 1/rate apart or more, so
 no second holds more than `rate` jobs and no 1-second window more than rate + 1,
 for any order of due times (due times in order: at most `rate`). A job due after
 its second's pointer passed is pushed on by less than one second.
@@ -20,7 +21,7 @@ its second's pointer passed is pushed on by less than one second.
 import logging
 from collections import defaultdict
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
 from redis.exceptions import RedisError
@@ -35,6 +36,9 @@ logger = logging.getLogger(__name__)
 # Due times per script call: bounds how long one call holds Redis.
 CHUNK = 2_000
 RATE_LIMITED = "rate-limit"
+# Instants travel to Redis as whole epoch microseconds: exact both ways.
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+MICROSECOND = timedelta(microseconds=1)
 
 
 def reserve_slots(
@@ -47,16 +51,13 @@ def reserve_slots(
     """
     if rate <= 0 or not due_times:
         return list(due_times)
+    micros = [(due - EPOCH) // MICROSECOND for due in due_times]
     reserved: list[datetime] = []
-    for start in range(0, len(due_times), CHUNK):
-        chunk = due_times[start : start + CHUNK]
-        stamps = broker.reserve_slots(
-            workspace_id, rate, [due.timestamp() for due in chunk]
+    for start in range(0, len(micros), CHUNK):
+        instants = broker.reserve_slots(
+            workspace_id, rate, micros[start : start + CHUNK]
         )
-        for due, stamp in zip(chunk, stamps, strict=True):
-            at = datetime.fromtimestamp(stamp, UTC)
-            # Never before the due time, even by the rounding of the float.
-            reserved.append(at if at > due else due)
+        reserved += [EPOCH + at * MICROSECOND for at in instants]
     return reserved
 
 

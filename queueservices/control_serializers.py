@@ -11,6 +11,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from jobs.models import Job
+from queueservices import plain
 from queueservices.serializers import MAX_ID_LENGTH, JobStatusOutput, StrictCharField
 
 MAX_PAGE = 500
@@ -35,6 +36,19 @@ class WholeMsField(serializers.Field):
                 f"Must be at most {settings.MAX_DELAY_MS} ms (MAX_DELAY_MS)."
             )
         return int(data)
+
+
+class QueryIntegerField(serializers.IntegerField):
+    """An integer from the query string in ASCII digits only: DRF's IntegerField
+    calls int(), which reads "٥٠" as 50 and takes " 5", "5.0" and "1_0"."""
+
+    def to_internal_value(self, data):
+        if isinstance(data, str):
+            number = plain.whole_number(data)
+            if number is None:
+                self.fail("invalid")
+            data = number
+        return super().to_internal_value(data)
 
 
 def _given(attrs, *names) -> list[str]:
@@ -99,7 +113,7 @@ class JobListQuery(serializers.Serializer):
     campaignId = StrictCharField(required=False, max_length=MAX_ID_LENGTH)
     workspaceId = StrictCharField(required=False, max_length=MAX_ID_LENGTH)
     status = serializers.ChoiceField(choices=Job.Status.values, required=False)
-    limit = serializers.IntegerField(min_value=1, max_value=MAX_PAGE, default=50)
+    limit = QueryIntegerField(min_value=1, max_value=MAX_PAGE, default=50)
     cursor = serializers.CharField(
         required=False, max_length=200, help_text="nextCursor of the previous page."
     )
@@ -135,4 +149,4 @@ def decode_cursor(value: str) -> tuple[datetime, uuid.UUID]:
     created_at = datetime.fromisoformat(created)
     if created_at.tzinfo is None:
         raise ValueError("naive time")
-    return created_at, uuid.UUID(hex=job_id)
+    return created_at, plain.job_uuid(job_id)

@@ -5,8 +5,6 @@ or a workspace: POST /api/{campaigns|workspaces}/{id}/{cancel|pause|resume|
 reschedule}. A key limited to one workspace acts only on that workspace's jobs.
 """
 
-import uuid
-
 from django.db.models import Q
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework.exceptions import APIException, NotFound, ValidationError
@@ -25,6 +23,7 @@ from jobs.services import (
     jobs_reschedule,
     jobs_resume,
 )
+from queueservices import plain
 from queueservices.auth import check_workspace
 from queueservices.control_serializers import (
     BulkRescheduleInput,
@@ -59,7 +58,7 @@ def key_workspace(request) -> str | None:
 
 def job_or_404(request, job_id: str) -> Job:
     try:
-        job = Job.objects.get(pk=uuid.UUID(job_id))
+        job = Job.objects.get(pk=plain.job_uuid(job_id))
     except (ValueError, Job.DoesNotExist):
         raise NotFound(f"No job with id {job_id!r}.") from None
     check_workspace(request, job.workspace_id)

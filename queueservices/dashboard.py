@@ -20,6 +20,7 @@ from jobs.admin import CappedCountPaginator
 from jobs.models import AuditEntry, Job, PausedScope
 from jobs.queues import DELIVERY_QUEUES
 from jobs.search import search_jobs
+from queueservices import plain
 from queueservices.access import dashboard_required
 
 STATUSES = [s.value for s in Job.Status]
@@ -238,11 +239,8 @@ def _confirm(request, warning: str, back: str = "/admin/queues"):
 
 
 def _hours(raw) -> int | None:
-    try:
-        value = int(raw)
-    except (TypeError, ValueError):
-        return None
-    return value if value >= 1 else None
+    value = plain.whole_number(raw)
+    return value if value is not None and value >= 1 else None
 
 
 def _history(job: Job) -> list[tuple]:

@@ -3,15 +3,21 @@
 {"success": false, "error": "<one readable sentence>", "details": {field: [messages]}}
 """
 
-from django.core.exceptions import PermissionDenied, RequestDataTooBig
+from django.conf import settings
+from django.core.exceptions import (
+    DisallowedHost,
+    PermissionDenied,
+    RequestDataTooBig,
+)
 from django.http import Http404, JsonResponse
+from django.views.decorators.csrf import csrf_exempt
 from drf_spectacular.views import SpectacularAPIView
 from rest_framework import exceptions
 from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 
 from jobs.services import IdempotencyConflict, QueueUnavailable
-from queueservices.parsers import RequestTooLarge
+from queueservices.parsers import too_large
 
 
 def error_body(error: str, details: dict | None = None) -> dict:
@@ -28,7 +34,9 @@ def exception_handler(exc, context):
     if isinstance(exc, IdempotencyConflict):
         return Response(error_body(str(exc)), status=409)
     if isinstance(exc, RequestDataTooBig):
-        exc = RequestTooLarge()
+        # Django's DATA_UPLOAD_MAX_MEMORY_SIZE (= MAX_REQUEST_BYTES), met where DRF
+        # reads request.body: the same answer as parse_bounded's.
+        exc = too_large(settings.DATA_UPLOAD_MAX_MEMORY_SIZE)
     elif isinstance(exc, Http404):
         exc = exceptions.NotFound()
     elif isinstance(exc, PermissionDenied):
@@ -79,6 +87,20 @@ def _sentence(detail) -> str:
     return text if text.endswith(".") else text + "."
 
 
+def bad_request(request, exception=None):
+    """Django's own 400s (with DEBUG off): a missing or disallowed Host header
+    (HTTP/1.0 clients, raw sockets), too many form fields."""
+    if isinstance(exception, DisallowedHost):
+        error = "Bad request: the Host header is missing or not in ALLOWED_HOSTS."
+    else:
+        error = "Bad request."
+    return JsonResponse(error_body(error), status=400)
+
+
+# Also answers a POST to an unknown /api/ path (urls.py's catch-all): a JSON 404,
+# not the CSRF middleware's HTML 403 (it changes nothing, and API clients have no
+# CSRF cookie).
+@csrf_exempt
 def not_found(request, exception=None):
     return JsonResponse(error_body(f"Not found: {request.path}"), status=404)
 

@@ -1,7 +1,7 @@
 import json
 
 from django.conf import settings
-from rest_framework.exceptions import APIException, ParseError
+from rest_framework.exceptions import APIException, ParseError, ValidationError
 from rest_framework.parsers import BaseParser, JSONParser
 
 
@@ -11,12 +11,38 @@ class RequestTooLarge(APIException):
     default_code = "request_too_large"
 
 
+def too_large(limit: int) -> RequestTooLarge:
+    return RequestTooLarge(f"The request body is larger than {limit} bytes.")
+
+
 def _reject_constant(name: str):
     raise ValueError(f"{name} is not valid JSON")
 
 
+class DuplicateKey(ValueError):
+    pass
+
+
+def _unique_keys(pairs: list[tuple[str, object]]) -> dict:
+    """An object whose keys are all different (json's object_pairs_hook).
+
+    Python keeps the last of two equal keys, other readers the first or both: a
+    body they read apart (a job filed under one workspace by one, another by the
+    next) is refused, at any depth. Keys are compared unescaped ("a" = "\\u0061").
+    """
+    found = dict(pairs)
+    if len(found) != len(pairs):
+        seen = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise DuplicateKey(key)
+            seen.add(key)
+    return found
+
+
 class BoundedJSONParser(JSONParser):
-    """Strict JSON (no NaN/Infinity); never reads more than MAX_REQUEST_BYTES."""
+    """Strict JSON (no NaN/Infinity, no key twice in an object); never reads more
+    than MAX_REQUEST_BYTES."""
 
     def parse(self, stream, media_type=None, parser_context=None):
         return parse_bounded(stream, settings.MAX_REQUEST_BYTES)
@@ -39,8 +65,16 @@ class BatchJSONParser(BaseParser):
 def parse_bounded(stream, limit: int):
     raw = stream.read(limit + 1) if stream is not None else b""
     if len(raw) > limit:
-        raise RequestTooLarge(f"The request body is larger than {limit} bytes.")
+        raise too_large(limit)
     try:
-        return json.loads(raw.decode("utf-8"), parse_constant=_reject_constant)
+        return json.loads(
+            raw.decode("utf-8"),
+            parse_constant=_reject_constant,
+            object_pairs_hook=_unique_keys,
+        )
+    except DuplicateKey as exc:
+        key = json.dumps(exc.args[0][:100], ensure_ascii=False)
+        message = f"The key {key} appears twice in one object: give each key once."
+        raise ValidationError({"body": [message]}) from None
     except (ValueError, RecursionError) as exc:
         raise ParseError(f"The request body is not valid JSON ({exc}).") from None

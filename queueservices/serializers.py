@@ -2,6 +2,7 @@
 
 import copy
 import re
+import unicodedata
 from urllib.parse import unquote
 
 from django.conf import settings
@@ -26,7 +27,9 @@ from jobs.sendtime import (
 )
 from jobs.workspaces import workspace_rules
 
-E164 = re.compile(r"^\+[1-9]\d{1,14}$")
+# [0-9], not \d: Python's \d takes any Unicode digit ("+1٤١٥..."). fullmatch, as
+# "$" alone would take a trailing newline; the anchors are for the OpenAPI pattern.
+E164 = re.compile(r"^\+[1-9][0-9]{1,14}$")
 # Characters allowed in a path (and query) by RFC 3986, minus '@' and '\'.
 PATH_CHARS = re.compile(r"^/[A-Za-z0-9\-._~!$&'()*+,;=:/?%]*$")
 MAX_ENDPOINT_LENGTH = 2048
@@ -110,7 +113,7 @@ def validate_callback_endpoint(value) -> None:
     decoded = unquote(value)
     unsafe = (
         len(value) > MAX_ENDPOINT_LENGTH
-        or not PATH_CHARS.match(value)
+        or not PATH_CHARS.fullmatch(value)
         or any(part in decoded for part in ("//", "..", "@", "\\", "#"))
         or any(ord(char) < 32 or ord(char) == 127 for char in decoded)
     )
@@ -246,7 +249,7 @@ class PhoneNumberField(StrictCharField):
 
     def to_internal_value(self, data):
         value = super().to_internal_value(data)
-        if not E164.match(value):
+        if not E164.fullmatch(value):
             raise serializers.ValidationError(
                 "Enter a phone number in E.164 format, such as +14155550123."
             )
@@ -260,10 +263,16 @@ class EmailAddressField(StrictCharField):
 
     def to_internal_value(self, data):
         value = super().to_internal_value(data)
+        local, _, domain = value.rpartition("@")
         try:
             validate_email(value)
         except DjangoValidationError:
             raise serializers.ValidationError("Enter a valid email address.") from None
+        # Django's local-part pattern is ASCII but case-insensitive, so "ſ" and the
+        # Kelvin sign pass as "s" and "k"; an IDN domain stays, but not in a second
+        # spelling of itself (fullwidth "１２３" is "123" once normalized).
+        if not local.isascii() or unicodedata.normalize("NFKC", domain) != domain:
+            raise serializers.ValidationError("Enter a valid email address.")
         return value
 
 
@@ -435,8 +444,9 @@ class JobStatusOutput(serializers.Serializer):
     timezone = serializers.SerializerMethodField()
     deferredReason = serializers.SerializerMethodField()
     createdAt = serializers.DateTimeField(source="created_at")
-    startedAt = serializers.DateTimeField(source="started_at")
-    finishedAt = serializers.DateTimeField(source="finished_at")
+    # null until the first attempt starts, and until the job is done.
+    startedAt = serializers.DateTimeField(source="started_at", allow_null=True)
+    finishedAt = serializers.DateTimeField(source="finished_at", allow_null=True)
     lastError = serializers.SerializerMethodField()
     lastHttpStatus = serializers.IntegerField(
         source="last_http_status", allow_null=True

@@ -9,6 +9,7 @@ from rest_framework.exceptions import ErrorDetail, ValidationError
 
 from jobs.models import Job
 from jobs.services import QueueUnavailable, job_schedule
+from queueservices import plain
 from queueservices.access import dashboard_required
 from queueservices.serializers import (
     ScheduleEmailInput,
@@ -94,10 +95,9 @@ def _schedule(job_type: str, values: dict) -> dict:
 
 
 def _as_int(raw: str):
-    try:
-        return int(raw)
-    except ValueError:
-        return raw  # the serializer reports it as not a whole number
+    number = plain.whole_number(raw)
+    # Else the serializer reports it as not a whole number.
+    return raw if number is None else number
 
 
 def _messages(detail) -> list:

@@ -1,5 +1,3 @@
-import uuid
-
 from django.db import connection
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework.exceptions import NotFound, ValidationError
@@ -10,6 +8,7 @@ from jobs import broker
 from jobs.lookups import job_with_attempts
 from jobs.models import Job
 from jobs.services import job_schedule, jobs_schedule_batch
+from queueservices import plain
 from queueservices.answers import job_status_answer, schedule_answer, validated
 from queueservices.auth import check_workspace
 from queueservices.batch_endpoint import (
@@ -131,7 +130,7 @@ class JobStatusView(LeanAPIView):
     )
     def get(self, request, job_id: str):
         try:
-            found = job_with_attempts(uuid.UUID(job_id))
+            found = job_with_attempts(plain.job_uuid(job_id))
         except ValueError:
             found = None
         if found is None:

@@ -1,6 +1,7 @@
 """/api/* answers the one error shape whatever DEBUG is: no HTML debug pages."""
 
 import pytest
+from django.test import Client
 
 pytestmark = pytest.mark.django_db
 
@@ -39,6 +40,20 @@ def test_wrong_method_is_a_json_405(client, settings, debug, method, path):
     response = getattr(client, method)(path)
     assert_error_shape(response, 405)
     assert response.json()["error"].startswith(f'Method "{method.upper()}"')
+
+
+@pytest.mark.parametrize("path", ["/api/nope", "/api/campaigns/a/b/cancel"])
+def test_a_post_to_an_unknown_api_path_is_a_json_404_without_csrf(settings, path):
+    settings.DEBUG = False
+    client = Client(enforce_csrf_checks=True)  # as a real client meets the service
+    assert_error_shape(client.post(path, {}, content_type="application/json"), 404)
+
+
+def test_a_request_without_a_host_header_is_a_json_400(client, settings):
+    settings.DEBUG = False
+    response = client.get("/api/jobs", HTTP_HOST="")
+    assert_error_shape(response, 400)
+    assert "Host header" in response.json()["error"]
 
 
 def test_pages_outside_api_keep_django_404(client, settings):

@@ -58,6 +58,11 @@ def per_second(instants: list[datetime]) -> Counter:
     return Counter(math.floor(at.timestamp()) for at in instants)
 
 
+def micros(at: datetime) -> int:
+    """An instant as whole epoch microseconds: exact, as the reservations are."""
+    return (at - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(microseconds=1)
+
+
 def busiest_window(stamps: list[float], width: float = 1.0) -> int:
     """The most instants in any half-open window [x, x + width)."""
     stamps, most, first = sorted(stamps), 0, 0
@@ -85,12 +90,23 @@ def test_jobs_due_at_one_instant_are_spread_at_the_rate(redis):
     assert counts[first] <= rate
     assert [counts[s] for s in full] == [rate] * len(full)
     assert sum(counts.values()) == 400
-    gaps = [b - a for a, b in zip(slots, slots[1:], strict=False)]
-    # Evenly spread, across the start of a second too: 1/R apart (give or take
-    # the microsecond of the stored times).
-    assert {round(gap.total_seconds(), 5) for gap in gaps} == {1 / rate}
-    # R + 1 instants span exactly 1 s (less a microsecond when rounded).
-    assert busiest_window([at.timestamp() for at in slots], 1 - 1e-5) <= rate
+    gaps = {b - a for a, b in zip(slots, slots[1:], strict=False)}
+    # Evenly spread, across the start of a second too: exactly 1/R apart.
+    assert gaps == {timedelta(microseconds=1_000_000 // rate)}
+    # R + 1 instants span exactly 1 s: a half-open second holds R of them.
+    assert busiest_window([micros(at) for at in slots], 1_000_000) == rate
+
+
+def test_a_rate_that_does_not_divide_a_second_rounds_the_gap_up(redis):
+    due = future()
+    rate = 7  # 1/7 s is 142857.14... microseconds
+
+    slots = reserve_slots("ws-a", rate, [due] * 60)
+
+    gaps = {b - a for a, b in zip(slots, slots[1:], strict=False)}
+    assert gaps == {timedelta(microseconds=142_858)}
+    assert max(per_second(slots).values()) <= rate
+    assert busiest_window([micros(at) for at in slots], 1_000_000) <= rate
 
 
 def test_due_times_in_any_order_never_run_early_nor_over_the_rate(redis):
@@ -321,8 +337,8 @@ def test_a_campaign_does_not_hold_up_another_workspaces_sms(
     due = dict(Job.objects.filter(workspace_id="campaign").values_list("id", "due_at"))
     late = sorted(c.at - due[uuid.UUID(c.body["jobId"])].timestamp() for c in calls)
     assert late[0] >= 0
-    reserved = [at.timestamp() for at in due.values()]
-    assert busiest_window(reserved, 1 - 1e-5) <= CAMPAIGN_RATE
+    reserved = [micros(at) for at in due.values()]
+    assert busiest_window(reserved, 1_000_000) <= CAMPAIGN_RATE
     # Deliveries follow the reservations, each released when due; a window of
     # callbacks holds more than R only where jobs went out late together with the
     # ones due after them (a busy scheduler, worker or SQLite lock): callbacks in

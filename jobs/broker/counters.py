@@ -55,10 +55,11 @@ def read_metrics(metric_names: list[str], queue_names: list[str]) -> dict:
     }
 
 
-def reserve_slots(workspace_id: str, rate: int, due: list[float]) -> list[float]:
-    """One instant at or after each due time (epoch s), at most `rate` a second in
-    the workspace (jobs.ratelimit). One script call."""
-    args = [keys.rate_slots(workspace_id), rate, SLOT_TTL_S, repr(time.time())]
-    args += [repr(at) for at in due]
+def reserve_slots(workspace_id: str, rate: int, due_us: list[int]) -> list[int]:
+    """One instant at or after each due time, at most `rate` a second in the
+    workspace (jobs.ratelimit); instants in whole epoch microseconds. One script
+    call."""
+    now_us = time.time_ns() // 1000
+    args = [keys.rate_slots(workspace_id), rate, SLOT_TTL_S, now_us, *due_us]
     raw = scripts.run(redis_connection(), scripts.RESERVE_SLOTS, [], args)
-    return [float(value) for value in raw]
+    return [int(value) for value in raw]

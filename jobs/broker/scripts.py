@@ -306,33 +306,40 @@ return claimed
 """
 
 # Reserve send instants for one workspace (jobs.ratelimit explains the scheme).
-# ARGV: key prefix, rate, key TTL after its second, now, then due times (epoch s).
-# Returns the reserved instants as strings (Lua numbers become integers).
+# ARGV: key prefix, rate, key TTL after its second, now, then due times, all
+# instants in whole epoch microseconds. Returns the reserved instants the same way.
+# Integers (exact in Lua's doubles up to 2^53, the year 2255): instants are exactly
+# `step` apart, with no float sums drifting and no margin at a second's end.
+# Pointers are stored as seconds with six decimals, as before this was integers.
 # `skip[s]` remembers, within this call, a later second to look at for a job
 # that finds second s full, so a 50,000-job campaign is not O(n^2).
 RESERVE_SLOTS = """
-local prefix, rate, ttl = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
-local now, step = tonumber(ARGV[4]), 1 / tonumber(ARGV[2])
+local SECOND = 1000000
+local prefix, ttl = ARGV[1], tonumber(ARGV[3])
+-- Rounded up: `rate` steps never fit in less than a second.
+local now, step = tonumber(ARGV[4]), math.ceil(SECOND / tonumber(ARGV[2]))
 local pointer, dirty, skip, out = {}, {}, {}, {}
-local function stored(s) return tonumber(redis.call('GET', prefix .. s) or 0) end
+local function stored(s)
+  local text = redis.call('GET', prefix .. s)
+  return text and math.floor(tonumber(text) * SECOND + 0.5) or 0
+end
 local function next_free(s)
   if pointer[s] == nil then
     local own = stored(s)
     if own == 0 then
       -- A fresh second carries on from the one before: even spacing across.
-      own = math.max(s, pointer[s - 1] or stored(s - 1))
+      own = math.max(s * SECOND, pointer[s - 1] or stored(s - 1))
     end
     pointer[s] = own
   end
   return pointer[s]
 end
--- In second s (the margin keeps float sums from making room for one more).
-local function fits(s, at) return at < s + 1 - step / 1000 end
+local function fits(s, at) return at < (s + 1) * SECOND end
 for i = 5, #ARGV do
   local due = tonumber(ARGV[i])
   -- Capacity before now is gone: using it would release a burst at once.
   local start = math.max(due, now)
-  local s = math.floor(start)
+  local s = math.floor(start / SECOND)
   local at = math.max(start, next_free(s))
   if not fits(s, at) then
     local visited = {}
@@ -350,11 +357,12 @@ for i = 5, #ARGV do
   dirty[s] = true
   -- Not moved: the due time stands (a job due already goes at once).
   if at == start then at = due end
-  table.insert(out, string.format('%.6f', at))
+  table.insert(out, string.format('%d', at))
 end
 for s, _ in pairs(dirty) do
-  redis.call('SET', prefix .. s, string.format('%.6f', pointer[s]),
-             'EXAT', s + ttl)
+  local p = pointer[s]
+  local text = string.format('%d.%06d', math.floor(p / SECOND), p % SECOND)
+  redis.call('SET', prefix .. s, text, 'EXAT', s + ttl)
 end
 return out
 """

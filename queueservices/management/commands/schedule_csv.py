@@ -13,6 +13,7 @@ from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
 from jobs.services import ItemResult, QueueUnavailable, jobs_schedule_batch
+from queueservices import plain
 from queueservices.batch_endpoint import validate_messages
 
 BOOLEANS = {"true": True, "yes": True, "1": True}
@@ -111,8 +112,9 @@ def row_message(line: int, row: dict) -> dict | ItemResult:
 
 def _typed(column: str, value: str):
     # Left as text when it does not convert: validation then names the column.
-    if column == "delay" and value.strip().isdigit():
-        return int(value)
+    # ASCII digits only: "٣٠٠".isdigit() is true, and so is "²", which int() refuses.
+    if column == "delay" and (number := plain.whole_number(value.strip())) is not None:
+        return number
     if column == "respectQuietHours":
         return BOOLEANS.get(value.strip().lower(), value)
     return value
