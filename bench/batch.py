@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 
 import redis
-from benchsupport import free_port, redis_binary  # noqa: E402
+from benchsupport import free_port, start_redis  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -101,6 +101,38 @@ def post_all(port: int, bodies: list[bytes], clients: int, size: int, collect=Fa
     return ids if collect else elapsed
 
 
+def start_web(tmp: Path):
+    """Its own redis-server, a fresh SQLite database in `tmp` and the Procfile's
+    web process, answering /health; returns (env, redis server, web, web port)."""
+    redis_port, web_port = free_port(), free_port()
+    env = {
+        **os.environ,
+        "VAR_DIR": str(tmp),
+        "REDIS_URL": f"redis://127.0.0.1:{redis_port}/0",
+        "DJANGO_SETTINGS_MODULE": "config.settings",
+        "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ["PATH"]]),
+        "DEBUG": "false",
+        "SECRET_KEY": "bench",
+        "API_KEYS_REQUIRED": "false",
+        "BULL_BOARD_PASSWORD": "bench-only",
+        "PORT": str(web_port),
+        "HOST": "127.0.0.1",
+    }
+    server = start_redis(redis_port)
+    web_command = (ROOT / "Procfile").read_text().split("web: ", 1)[1].splitlines()[0]
+    log = tmp / "web.log"
+    web = subprocess.Popen(
+        ["bash", "-c", web_command],
+        cwd=ROOT,
+        env=env,
+        stdout=open(log, "w"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    wait_for_health(web_port, web, log)
+    return env, server, web, web_port
+
+
 def wait_for_health(port: int, web: subprocess.Popen, log: Path) -> None:
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
@@ -145,37 +177,9 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     args = parser.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="qs-batch-"))
-    redis_port, web_port = free_port(), free_port()
-    env = {
-        **os.environ,
-        "VAR_DIR": str(tmp),
-        "REDIS_URL": f"redis://127.0.0.1:{redis_port}/0",
-        "DJANGO_SETTINGS_MODULE": "config.settings",
-        "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ["PATH"]]),
-        "DEBUG": "false",
-        "SECRET_KEY": "bench",
-        "API_KEYS_REQUIRED": "false",
-        "BULL_BOARD_PASSWORD": "bench-only",
-        "PORT": str(web_port),
-        "HOST": "127.0.0.1",
-    }
-    server = subprocess.Popen(
-        [redis_binary(), "--port", str(redis_port), "--save", "", "--appendonly", "no"],
-        stdout=subprocess.DEVNULL,
-    )
-    web_command = (ROOT / "Procfile").read_text().split("web: ", 1)[1].splitlines()[0]
-    log = tmp / "web.log"
-    web = subprocess.Popen(
-        ["bash", "-c", web_command],
-        cwd=ROOT,
-        env=env,
-        stdout=open(log, "w"),
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
+    env, server, web, web_port = start_web(tmp)
     try:
-        wait_for_health(web_port, web, log)
-        client = redis.Redis(port=redis_port)
+        client = redis.Redis.from_url(env["REDIS_URL"])
         rates = []
         for run in range(args.runs):
             bodies = [batch_body(args.size, run, b) for b in range(args.batches)]

@@ -1,9 +1,11 @@
 """What the benchmark scripts share: free ports and a throwaway Redis."""
 
+import os
 import shutil
 import socket
 import subprocess
 import time
+from pathlib import Path
 
 
 def free_port() -> int:
@@ -28,3 +30,23 @@ def start_redis(port: int, *extra: str) -> subprocess.Popen:
     server = subprocess.Popen([redis_binary(), *args], stdout=subprocess.DEVNULL)
     time.sleep(0.5)
     return server
+
+
+def tree_cpu_seconds(pids) -> float:
+    """User + system CPU so far of the processes and every process below them
+    (Linux /proc: granian's workers, a worker exec'd by bash)."""
+    parents, cpu = {}, {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        parents[int(entry.name)] = int(fields[1])
+        cpu[int(entry.name)] = int(fields[11]) + int(fields[12])
+    tree, frontier = set(pids), list(pids)
+    while frontier:
+        frontier = [p for p, parent in parents.items() if parent in frontier]
+        tree.update(frontier)
+    return sum(cpu.get(p, 0) for p in tree) / os.sysconf("SC_CLK_TCK")

@@ -21,7 +21,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from benchsupport import free_port, redis_binary  # noqa: E402
+from benchsupport import free_port, redis_binary, tree_cpu_seconds  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 PROFILE = None  # --profile: a cProfile stats file for the (one) worker
@@ -30,15 +30,6 @@ PROFILE = None  # --profile: a cProfile stats file for the (one) worker
 def sink_count(sink: str) -> int:
     with urllib.request.urlopen(f"{sink}/__stats", timeout=5) as response:
         return json.load(response)["ok"]
-
-
-def cpu_seconds(processes) -> float:
-    """User + system CPU of the processes so far (Linux /proc)."""
-    total = 0
-    for process in processes:
-        fields = Path(f"/proc/{process.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        total += int(fields[11]) + int(fields[12])
-    return total / os.sysconf("SC_CLK_TCK")
 
 
 def run(jobs: int, workers: int) -> tuple[float, float]:
@@ -122,11 +113,12 @@ def run(jobs: int, workers: int) -> tuple[float, float]:
             ):
                 raise SystemExit(f"workers stopped or timed out; logs in {tmp}")
             if first is None and count:
-                first = (count, cpu_seconds(background))
+                first = (count, tree_cpu_seconds([p.pid for p in background]))
             time.sleep(0.05)
         rate = jobs / (time.time() - started)
         # CPU per callback after the first one: the start-up (imports) left out.
-        made, cpu = jobs - first[0], cpu_seconds(background) - first[1]
+        made = jobs - first[0]
+        cpu = tree_cpu_seconds([p.pid for p in background]) - first[1]
         return rate, cpu * 1000 / made if made else float("nan")
     finally:
         for process in reversed(background):

@@ -18,36 +18,15 @@ import os
 import random
 import signal
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import aiohttp
-from batch import batch_body, post_all, wait_for_health
-from benchsupport import free_port, start_redis
+from batch import batch_body, post_all, start_web
+from benchsupport import tree_cpu_seconds
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def tree_cpu_seconds(pid: int) -> float:
-    """User + system CPU of `pid` and every process below it."""
-    parents, cpu = {}, {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        parents[int(entry.name)] = int(fields[1])
-        cpu[int(entry.name)] = int(fields[11]) + int(fields[12])
-    tree, frontier = {pid}, [pid]
-    while frontier:
-        frontier = [p for p, parent in parents.items() if parent in frontier]
-        tree.update(frontier)
-    return sum(cpu.get(p, 0) for p in tree) / os.sysconf("SC_CLK_TCK")
 
 
 async def poll(port: int, ids: list[str], clients: int, seconds: float):
@@ -79,41 +58,18 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10)
     args = parser.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="qs-status-"))
-    redis_port, web_port = free_port(), free_port()
-    env = {
-        **os.environ,
-        "VAR_DIR": str(tmp),
-        "REDIS_URL": f"redis://127.0.0.1:{redis_port}/0",
-        "DJANGO_SETTINGS_MODULE": "config.settings",
-        "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ["PATH"]]),
-        "DEBUG": "false",
-        "SECRET_KEY": "bench",
-        "PORT": str(web_port),
-        "HOST": "127.0.0.1",
-    }
-    server = start_redis(redis_port)
-    web_command = (ROOT / "Procfile").read_text().split("web: ", 1)[1].splitlines()[0]
-    log = tmp / "web.log"
-    web = subprocess.Popen(
-        ["bash", "-c", web_command],
-        cwd=ROOT,
-        env=env,
-        stdout=open(log, "w"),
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
+    env, server, web, web_port = start_web(tmp)
     try:
-        wait_for_health(web_port, web, log)
         size = 1000
         bodies = [batch_body(size, 0, b) for b in range(max(1, args.jobs // size))]
         ids = post_all(web_port, bodies, 2, size, collect=True)
         # A short warm-up (connections, caches), then the measured run.
         asyncio.run(poll(web_port, ids, args.clients, 1))
-        cpu_before = tree_cpu_seconds(web.pid)
+        cpu_before = tree_cpu_seconds([web.pid])
         elapsed, latencies, errors = asyncio.run(
             poll(web_port, ids, args.clients, args.seconds)
         )
-        cpu = tree_cpu_seconds(web.pid) - cpu_before
+        cpu = tree_cpu_seconds([web.pid]) - cpu_before
         if errors:
             raise SystemExit(f"{len(errors)} bad answers, e.g. {errors[0]}")
         latencies.sort()
