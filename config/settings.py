@@ -3,7 +3,8 @@
 from pathlib import Path
 
 import dj_database_url
-from redis.backoff import ExponentialBackoff
+from redis.backoff import ExponentialBackoff, NoBackoff
+from redis.exceptions import ReadOnlyError
 from redis.retry import Retry
 
 from config.env import (
@@ -181,13 +182,24 @@ CORS_ALLOW_HEADERS = ["authorization", "content-type", "idempotency-key"]
 # --- Queues (Redis, RQ, rq-scheduler) -------------------------------------------
 REDIS = redis_config()
 # Fail fast when Redis is unreachable: the API answers 503 within a few seconds
-# instead of hanging (redis-py's default retries ten times).
-REDIS["REDIS_CLIENT_KWARGS"] = {
+# instead of hanging (redis-py's default retries ten times). A retry reconnects:
+# with Sentinel it asks the sentinels for the primary again, after a failover the
+# new one; READONLY (a demoted primary) reconnects too, for an address that moves.
+REDIS["CONNECTION_KWARGS" if "SENTINELS" in REDIS else "REDIS_CLIENT_KWARGS"] = {
     "socket_connect_timeout": 1,
     "socket_timeout": 3,
     "retry": Retry(ExponentialBackoff(cap=0.5, base=0.05), 2),
+    "retry_on_error": [ReadOnlyError],
     "health_check_interval": 30,
 }
+if "SENTINELS" in REDIS:
+    # A sentinel that is down is skipped at once for the next one (redis-py's
+    # default waits seconds between retries of each).
+    REDIS["SENTINEL_KWARGS"] |= {
+        "socket_connect_timeout": 0.5,
+        "socket_timeout": 1,
+        "retry": Retry(NoBackoff(), 0),
+    }
 QUEUE_NAMES = [
     "send-sms-queue",
     "send-email-queue",

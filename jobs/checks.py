@@ -87,8 +87,10 @@ def redis_settings(app_configs, **kwargs):
                 id="jobs.W003",
             )
         )
-    host = config.get("HOST", "")
-    if not config.get("PASSWORD") and host not in ("localhost", "127.0.0.1", "::1"):
+    # With Sentinel the primary's address comes from the sentinels: theirs tell.
+    hosts = [host for host, _ in config.get("SENTINELS", [])] or [config.get("HOST")]
+    host = next((h for h in hosts if h not in ("localhost", "127.0.0.1", "::1")), "")
+    if not config.get("PASSWORD") and host:
         warnings.append(
             Warning(
                 f"Redis at {host} is used without a password.",

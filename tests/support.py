@@ -62,12 +62,14 @@ def redis_server_binary() -> str:
 
 
 class RedisServer:
-    """A redis-server of our own on a free port, which tests may stop and restart."""
+    """A redis-server of our own on a free port, which tests may stop and restart;
+    a replica of `replica_of` (a port) if given."""
 
-    def __init__(self, appendonly: bool = False):
+    def __init__(self, appendonly: bool = False, replica_of: int | None = None):
         self.port = free_port()
         self.dir = tempfile.mkdtemp(prefix="qs-redis-")
         self.appendonly = appendonly
+        self.replica_of = replica_of
         self.process: subprocess.Popen | None = None
 
     @property
@@ -80,6 +82,8 @@ class RedisServer:
             "--save", "", "--dir", self.dir, "--maxmemory-policy", "noeviction",
             "--appendonly", "yes" if self.appendonly else "no",
         ]  # fmt: skip
+        if self.replica_of:
+            args += ["--replicaof", "127.0.0.1", str(self.replica_of)]
         self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL)
         client = redis.Redis(port=self.port)
         wait_for(lambda: _pings(client), message=f"redis on {self.port}")
@@ -91,6 +95,50 @@ class RedisServer:
 
     def client(self) -> redis.Redis:
         return redis.Redis(port=self.port)
+
+
+class SentinelServer:
+    """A Redis Sentinel (`redis-server --sentinel`) on a free port, monitoring the
+    primary on `primary_port` as `master`, with a failover in about a second."""
+
+    def __init__(self, primary_port: int, master: str = "mymaster", quorum: int = 2):
+        self.port = free_port()
+        self.master = master
+        self.dir = tempfile.mkdtemp(prefix="qs-sentinel-")
+        # Sentinel rewrites its config file as it learns: one of its own.
+        self.config = Path(self.dir) / "sentinel.conf"
+        self.config.write_text(
+            f"port {self.port}\nbind 127.0.0.1\ndir {self.dir}\n"
+            f"sentinel monitor {master} 127.0.0.1 {primary_port} {quorum}\n"
+            f"sentinel down-after-milliseconds {master} 1000\n"
+            f"sentinel failover-timeout {master} 5000\n"
+            f"sentinel parallel-syncs {master} 1\n"
+        )
+        self.process: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(
+            [redis_server_binary(), str(self.config), "--sentinel"],
+            stdout=open(Path(self.dir) / "sentinel.log", "w"),
+            stderr=subprocess.STDOUT,
+        )
+        wait_for(lambda: _pings(self.client()), message=f"sentinel on {self.port}")
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(10)
+
+    def client(self) -> redis.Redis:
+        return redis.Redis(port=self.port, socket_timeout=1)
+
+    def primary_port(self) -> int | None:
+        """The port this sentinel names as the primary now."""
+        try:
+            found = self.client().sentinel_get_master_addr_by_name(self.master)
+        except redis.RedisError:
+            return None
+        return int(found[1]) if found else None
 
 
 def _pings(client) -> bool:

@@ -9,11 +9,13 @@ RQ's own workers and tools keep working (tests/test_rq_contract.py pins that).
 Modules: keys (every key name), scripts (every Lua script), connection (the Redis
 connection, RQ queues, the scheduler), placing (place, unplace, move what is due,
 promote), claiming (claim, finish), pausing (paused queues), liveness (workers
-alive, jobs nothing will run), counters (metrics, rate-limit slots).
+alive, jobs nothing will run), primary (whether the primary changed since the
+watchdog last compared), counters (metrics, rate-limit slots).
 """
 
 from jobs.broker.claiming import COMPLETED, FAILED, Claim, Claimed, claim, finish
 from jobs.broker.connection import (
+    UNAVAILABLE,
     DeliveryJob,
     fetch,
     get_queue,
@@ -46,13 +48,15 @@ from jobs.broker.placing import (
     unplace,
     wakeups,
 )
+from jobs.broker.primary import mark_reconciled, unreconciled_primary
 
 __all__ = [
-    "COMPLETED", "FAILED", "Claim", "Claimed", "DeliveryJob", "Placed", "Placement",
-    "add_counts", "alive", "claim", "due_times", "enqueue_task", "fetch", "finish",
-    "get_queue", "get_scheduler", "keep_registered", "live_workers", "move_due",
-    "pause_queue", "paused_queues", "ping", "place", "plan_next_wake", "promote",
-    "read_metrics", "redis_connection", "replace", "requeue", "reserve_slots",
-    "resume_queue", "say_alive", "schedule_saved", "take_watchdog_lock", "unplace",
-    "unrunnable", "wakeups", "write_counts",
+    "COMPLETED", "Claim", "Claimed", "DeliveryJob", "FAILED", "Placed", "Placement",
+    "UNAVAILABLE", "add_counts", "alive", "claim", "due_times", "enqueue_task", "fetch",
+    "finish", "get_queue", "get_scheduler", "keep_registered", "live_workers",
+    "mark_reconciled", "move_due", "pause_queue", "paused_queues", "ping", "place",
+    "plan_next_wake", "promote", "read_metrics", "redis_connection", "replace",
+    "requeue", "reserve_slots", "resume_queue", "say_alive", "schedule_saved",
+    "take_watchdog_lock", "unplace", "unreconciled_primary", "unrunnable", "wakeups",
+    "write_counts",
 ]  # fmt: skip

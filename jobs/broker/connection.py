@@ -9,11 +9,20 @@ from functools import lru_cache
 import django_rq
 from django.conf import settings
 from django_rq.connection_utils import get_redis_connection
-from redis import Redis
+from redis import Redis, exceptions
 from rq import Queue, Worker
 from rq.exceptions import NoSuchJobError
 from rq.job import Job
 from rq.serializers import JSONSerializer
+
+# Redis errors that mean "unreachable right now, wait and retry": down, slow, or a
+# demoted primary answering READONLY (during a failover; with Sentinel redis-py
+# turns that into a ConnectionError and asks the sentinels again).
+UNAVAILABLE = (
+    exceptions.ConnectionError,
+    exceptions.TimeoutError,
+    exceptions.ReadOnlyError,
+)
 
 
 class DeliveryJob(Job):

@@ -36,6 +36,9 @@ SCHEDULED = Scheduler.scheduled_jobs_key
 NEXT_WAKE = "queueservices:scheduler:next_wake"
 WAKEUP_CHANNEL = "queueservices:scheduler:wakeup"
 WATCHDOG_LOCK = "queueservices:watchdog:lock"
+# The run id of the Redis primary the watchdog last compared every pending job
+# with; a primary without it (promoted, restarted, flushed) is compared at once.
+RECONCILED_PRIMARY = "queueservices:watchdog:reconciled-primary"
 WORKER_ALIVE_PREFIX = "queueservices:worker-alive:"
 METRICS_PREFIX = "queueservices:metrics:"
 # Jobs claimed while their workspace had its share of a worker's slots wait here,

@@ -19,7 +19,6 @@ from collections import Counter
 
 from django.conf import settings
 from django.db import close_old_connections
-from redis.exceptions import ConnectionError, TimeoutError
 
 from jobs import broker, delivery, services
 
@@ -116,7 +115,7 @@ class DeliveryEngine:
                         next_others = time.monotonic() + OTHERS_EVERY_S
                     if not stop and time.monotonic() >= redis_back:
                         self._claim()
-                except (ConnectionError, TimeoutError) as exc:
+                except broker.UNAVAILABLE as exc:
                     # Redis restarting: what is in flight finishes and is recorded
                     # (or found by the watchdog); claims resume in a second.
                     logger.warning("Redis unavailable (%s); claiming again in 1 s", exc)

@@ -24,7 +24,6 @@ from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
 from django_rq.queues import DjangoScheduler
-from redis.exceptions import ConnectionError, TimeoutError
 from rq.job import JobStatus
 
 from jobs import broker, metrics
@@ -91,7 +90,7 @@ class PreciseScheduler(DjangoScheduler):
             try:
                 self.register_birth()
                 break
-            except (ConnectionError, TimeoutError) as exc:
+            except broker.UNAVAILABLE as exc:
                 self.log.warning("Redis unavailable (%s); retrying in 1 s", exc)
                 time.sleep(1)
         pubsub = None
@@ -101,7 +100,7 @@ class PreciseScheduler(DjangoScheduler):
                     # Subscribed inside the loop: Redis may be down at start too.
                     pubsub = pubsub or broker.wakeups()
                     self._pass(pubsub, burst)
-                except (ConnectionError, TimeoutError) as exc:
+                except broker.UNAVAILABLE as exc:
                     self.log.warning("Redis unavailable (%s); retrying in 1 s", exc)
                     time.sleep(1)
                 if burst:
@@ -139,7 +138,7 @@ class PreciseScheduler(DjangoScheduler):
         self._next_watchdog = time.monotonic() + settings.WATCHDOG_INTERVAL_MS / 1000
         try:
             repaired = watchdog.run_pass()
-        except (ConnectionError, TimeoutError):
+        except broker.UNAVAILABLE:
             raise
         except Exception:
             # A database hiccup must not stop due jobs from moving.
@@ -159,5 +158,5 @@ class PreciseScheduler(DjangoScheduler):
     def _register_death_quietly(self) -> None:
         try:
             self.register_death()
-        except (ConnectionError, TimeoutError):
+        except broker.UNAVAILABLE:
             pass

@@ -7,6 +7,11 @@ It repairs the two ways a job can silently stop:
   at it longer than JOB_STALL_TIMEOUT_MS: written off and run again;
 - a pending job that is overdue and no longer in Redis (flushed, restored from an
   old snapshot, lost with a crashed scheduler): re-enqueued.
+
+And when the Redis primary is not the one it last reconciled with (a Sentinel
+failover, a restart, a flush: jobs.broker.primary), it compares every pending job
+with the new one at once, whatever its due time: what replication lost is put
+back from the moment the new primary is seen, each job for its own due time.
 """
 
 import logging
@@ -24,6 +29,7 @@ logger = logging.getLogger(__name__)
 
 # Rows looked at per pass; a backlog is worked through over several passes.
 BATCH = 1000
+PENDING = [Job.Status.WAITING, Job.Status.DELAYED]
 
 
 def run_pass() -> dict[str, int]:
@@ -32,9 +38,45 @@ def run_pass() -> dict[str, int]:
         return {}
     close_old_connections()
     try:
-        return {"stalled": recover_stalled(), "lost": requeue_lost()}
+        return {
+            "reconciled": reconcile_new_primary(),
+            "stalled": recover_stalled(),
+            "lost": requeue_lost(),
+        }
     finally:
         close_old_connections()
+
+
+def reconcile_new_primary() -> int:
+    """If the primary changed, re-place every pending job it does not hold;
+    returns how many. Jobs created after it was seen were written to it."""
+    run_id = broker.unreconciled_primary()
+    if run_id is None:
+        return 0
+    seen = timezone.now()
+    pending = list(
+        Job.objects.filter(status__in=PENDING, created_at__lt=seen)
+        .order_by("created_at")
+        .values_list("id", "created_at")
+    )
+    # A job younger than the grace may belong to a request whose Redis write is
+    # still failing: not sent before the grace, so a refused one is never sent.
+    grace = timedelta(milliseconds=settings.WATCHDOG_GRACE_MS)
+    requeued = 0
+    for start in range(0, len(pending), BATCH):
+        rows = pending[start : start + BATCH]
+        gone = broker.unrunnable([str(job_id) for job_id, _ in rows])
+        for (job_id, created_at), lost in zip(rows, gone, strict=True):
+            if lost and services.job_requeue_lost(
+                job_id=job_id, not_before=created_at + grace
+            ):
+                requeued += 1
+    broker.mark_reconciled(run_id)
+    logger.warning(
+        "new Redis primary %s: %d pending job(s) compared, %d re-queued",
+        run_id, len(pending), requeued,
+    )  # fmt: skip
+    return requeued
 
 
 def recover_stalled() -> int:
@@ -72,7 +114,7 @@ def requeue_lost() -> int:
     overdue = timezone.now() - timedelta(milliseconds=settings.WATCHDOG_GRACE_MS)
     pending = list(
         Job.objects.filter(
-            status__in=[Job.Status.WAITING, Job.Status.DELAYED],
+            status__in=PENDING,
             scheduled_for__lt=overdue,
         )
         .order_by("scheduled_for")

@@ -17,7 +17,6 @@ from functools import wraps
 
 from django.conf import settings
 from django.db import close_old_connections
-from redis.exceptions import ConnectionError, TimeoutError
 from rq.exceptions import NoSuchJobError
 from rq.serializers import JSONSerializer
 from rq.worker import SimpleWorker, WorkerStatus
@@ -41,7 +40,7 @@ def through_redis_outages(method):
     def tolerant(self, *args, **kwargs):
         try:
             return method(self, *args, **kwargs)
-        except (ConnectionError, TimeoutError) as exc:
+        except broker.UNAVAILABLE as exc:
             self.log.warning("Redis unavailable (%s); carrying on in 1 s", exc)
             time.sleep(1)
             return None
@@ -106,7 +105,7 @@ class DeliveryWorker(SimpleWorker):
         while True:
             try:
                 found = self._take(deliveries, others, BLOCK_S if timeout else 0)
-            except (ConnectionError, TimeoutError) as exc:
+            except broker.UNAVAILABLE as exc:
                 # Redis restarting: wait for it, as RQ's own dequeue does. A job
                 # popped just before is found again by the watchdog.
                 self.log.warning("Redis unavailable (%s); retrying in 1 s", exc)

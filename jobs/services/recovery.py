@@ -60,17 +60,22 @@ def job_recover_stalled(*, job_id, started_at: datetime, reason: str) -> Job | N
     return job
 
 
-def job_requeue_lost(*, job_id) -> Job | None:
-    """Queue again a pending job that Redis no longer holds (flushed, restored)."""
+def job_requeue_lost(*, job_id, not_before: datetime | None = None) -> Job | None:
+    """Queue again a pending job that Redis no longer holds (flushed, restored,
+    lost in a failover): at once if due, else scheduled for its due time; never
+    before `not_before`."""
     job = Job.objects.filter(
         pk=job_id, status__in=[Job.Status.WAITING, Job.Status.DELAYED]
     ).first()
     if job is None:
         return None
-    # Due now: it is overdue, or it would not have been found.
-    Job.objects.filter(pk=job.pk, status=job.status).update(status=Job.Status.WAITING)
-    job.status = Job.Status.WAITING
-    broker.requeue([placement(job)])
+    due = max(job.scheduled_for, not_before or job.scheduled_for)
+    later = due > timezone.now()
+    status = Job.Status.DELAYED if later else Job.Status.WAITING
+    Job.objects.filter(pk=job.pk, status=job.status).update(status=status)
+    job.status = status
+    at = due.timestamp() if later else None
+    broker.requeue([broker.Placement(str(job.id), job.queue, at, job.workspace_id)])
     logger.warning("job %s was missing from Redis; re-queued", job.id)
     audit(WATCHDOG, "re-queue lost", job=job)
     return job
