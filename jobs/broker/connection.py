@@ -4,6 +4,7 @@ django-rq opens a new connection pool on every get_queue() call; a web process
 serving thousands of requests a second must reuse one pool per Redis config.
 """
 
+import time
 from functools import lru_cache
 
 import django_rq
@@ -34,7 +35,31 @@ class DeliveryJob(Job):
 
 def redis_connection() -> Redis:
     config = settings.RQ_QUEUES[settings.QUEUE_NAMES[0]]
-    return _connection_for(tuple(sorted((k, repr(v)) for k, v in config.items())))
+    client = _connection_for(tuple(sorted((k, repr(v)) for k, v in config.items())))
+    if "SENTINELS" in config:
+        _follow_primary(client.connection_pool)
+    return client
+
+
+# How often a process asks the sentinels which server is the primary.
+FOLLOW_EVERY_S = 1.0
+_asked: dict[int, float] = {}
+
+
+def _follow_primary(pool) -> None:
+    """With Sentinel, ask at most every FOLLOW_EVERY_S; when the primary moved,
+    redis-py drops the connections to the old one. A primary demoted by a failover
+    may accept writes for seconds before it turns replica and discards them: a
+    connection that still works is no sign it reaches the primary."""
+    now = time.monotonic()
+    if now - _asked.get(id(pool), 0.0) < FOLLOW_EVERY_S:
+        return
+    _asked[id(pool)] = now
+    try:
+        pool.get_master_address()
+    except exceptions.ConnectionError:
+        # No sentinel answers: the command itself will say Redis is unavailable.
+        pass
 
 
 @lru_cache(maxsize=8)

@@ -1,6 +1,6 @@
-"""Redis Sentinel: the primary SIGKILLed while the API is scheduling, a replica
-promoted by three sentinels, and every process (web, worker, scheduler) following
-it without a restart."""
+"""Redis Sentinel: the primary SIGKILLed (or demoted by SENTINEL FAILOVER) while
+the API is scheduling, a replica promoted by three sentinels, and every process
+(web, worker, scheduler) following it without a restart."""
 
 import random
 import signal
@@ -56,8 +56,9 @@ def sentinel_group():
         server.stop()
 
 
+@pytest.mark.parametrize("fault", ["kill", "demote"])
 def test_a_sentinel_failover_loses_no_acknowledged_job(
-    sentinel_group, start_process, backend
+    sentinel_group, start_process, backend, fault
 ):
     # sentinel_group first: the processes stop before Redis does.
     primary, replica, sentinels = sentinel_group
@@ -72,8 +73,10 @@ def test_a_sentinel_failover_loses_no_acknowledged_job(
         "SECRET_KEY": "sentinel", "WEB_CONCURRENCY": "1",
     }  # fmt: skip
     commands = procfile()
-    for name in ("web", "worker", "scheduler"):
-        start_process(name, commands[name], **env)
+    started = {
+        name: start_process(name, commands[name], **env)
+        for name in ("web", "worker", "scheduler")
+    }
     base = f"http://127.0.0.1:{port}"
     wait_for(lambda: answers(f"{base}/health"), timeout=30, message="web to answer")
     on_primary = primary.client()
@@ -96,14 +99,21 @@ def test_a_sentinel_failover_loses_no_acknowledged_job(
         assert time.monotonic() < deadline, "no sentinel promoted the replica"
         if len(sent) == BEFORE_KILL:
             killed = time.time()
-            primary.process.send_signal(signal.SIGKILL)
+            if fault == "kill":
+                primary.process.send_signal(signal.SIGKILL)
+            else:
+                # The old primary lives on, answering READONLY once demoted.
+                sentinels[0].client().execute_command(
+                    "SENTINEL", "FAILOVER", "mymaster"
+                )
         # Immediate jobs, and delayed ones due after the failover.
         delay = 0 if len(sent) % 2 else rng.randint(1000, 6000)
         sent.append(schedule(base, f"c-{len(sent)}", delay))
 
     acked = {s["contact"]: s["jobId"] for s in sent if s["status"] == 200}
     refused = [s for s in sent if s["status"] != 200]
-    assert refused, "no request met the failover"
+    # A dead primary refuses until the promotion; a demoted one hands over.
+    assert refused or fault == "demote", "no request met the failover"
     for answer in refused:
         # The service's error shape, never a 500 or a hang.
         assert answer["status"] == 503, answer
@@ -124,14 +134,33 @@ def test_a_sentinel_failover_loses_no_acknowledged_job(
     assert early == []
     assert {c.body["jobId"] for c in calls} == set(acked.values())
 
+    # The watchdog compared every pending job with the new primary.
+    scheduler_log = started["scheduler"].output()
+    assert replica.client().info("server")["run_id"] in scheduler_log
+    # The web process follows it too, for /health, /metrics and the dashboard.
+    auth = ("admin", "admin123")
+    assert requests.get(f"{base}/health", timeout=5).json()["redis"] == "ok"
+    metrics = requests.get(f"{base}/metrics", auth=auth, timeout=5).text
+    assert "queueservices_redis_up 1.0" in metrics
+    assert requests.get(f"{base}/admin/queues", auth=auth, timeout=5).ok
+
     failover = promoted["at"] - killed
-    window = refused[-1]["at"] - refused[0]["at"]
+    window = refused[-1]["at"] - refused[0]["at"] if refused else 0.0
     twice = sum(1 for n in delivered.values() if n > 1)
-    record("sentinel failover: primary SIGKILL to replica promoted", failover)
-    record("sentinel failover: refusal window (first to last 503)", window)
+    after = {s["jobId"] for s in sent if s["at"] > promoted["at"]} - {None}
+    lateness = {c.body["jobId"]: c.at - due[c.body["jobId"]] for c in calls}
+    name = f"sentinel failover ({fault})"
+    record(f"{name}: primary {fault} to replica promoted", failover)
+    record(f"{name}: refusal window (first to last 503)", window)
+    record(f"{name}: max lateness", max(lateness.values()))
+    record(
+        f"{name}: max lateness, jobs scheduled after the promotion",
+        max(lateness[job_id] for job_id in after),
+    )
     print(
         f"sent {len(sent)}, acknowledged {len(acked)}, delivered {len(delivered)}, "
-        f"refused {len(refused)}, delivered twice {twice}"
+        f"refused {len(refused)}, delivered twice {twice}, re-queued by the "
+        f"watchdog {scheduler_log.count('was missing from Redis')}"
     )
 
 
