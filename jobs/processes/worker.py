@@ -55,11 +55,15 @@ class Batch(list):
 
 
 class DeliveryWorker(SimpleWorker):
-    def __init__(self, *args, **kwargs):
+    def __init__(self, queues, *args, **kwargs):
         # `manage.py rqworker` passes --serializer (pickle by default); ours is JSON.
         kwargs["serializer"] = JSONSerializer
         kwargs["job_class"] = broker.DeliveryJob
-        super().__init__(*args, **kwargs)
+        # RQ's bookkeeping on the broker's connection too (django-rq opens its own):
+        # one pool, which follows a Sentinel failover at once (jobs.broker).
+        kwargs["connection"] = broker.redis_connection()
+        queues = [broker.get_queue(getattr(q, "name", q)) for q in queues]
+        super().__init__(queues, *args, **kwargs)
         self._engine = None
         self._stopping = self._burst = False
 
