@@ -43,7 +43,6 @@ class ScheduleView(LeanAPIView):
     input_serializer: type
     job_type: str
     success_message: str
-    lean_methods = frozenset({"POST"})
 
     def post(self, request):
         data = validated(self.input_serializer, request.data)
@@ -118,8 +117,6 @@ class ScheduleBatchView(APIView):
 
 @extend_schema(tags=["Jobs"])
 class JobStatusView(LeanAPIView):
-    lean_methods = frozenset({"GET"})
-
     @extend_schema(
         responses={
             200: JobStatusOutput,
