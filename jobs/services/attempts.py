@@ -2,7 +2,7 @@
 a stock RQ worker's one job (jobs.tasks.deliver) is a batch of one."""
 
 import uuid
-from collections import defaultdict
+from collections import defaultdict, namedtuple
 from datetime import timedelta
 
 from django.db import router
@@ -99,11 +99,26 @@ def jobs_record_attempts(*, results: list[tuple[Job, Outcome]]) -> dict[str, obj
     return decisions
 
 
+# A JobAttempt row as insert_rows reads it (its fields' attnames), without a model.
+AttemptRow = namedtuple(
+    "AttemptRow",
+    "job_id number started_at duration_ms http_status error succeeded",
+)
+
+
 def _save_attempts(results: list[tuple[Job, Outcome]]) -> None:
     """One statement for the lot. An attempt the watchdog already wrote off as
     stalled is overwritten: its worker was only slow, so what it saw is the truth."""
     rows = [
-        JobAttempt(job_id=job.pk, number=job.attempts, **_attempt_fields(outcome))
+        AttemptRow(
+            job.pk,
+            job.attempts,
+            outcome.started_at,
+            outcome.duration_ms,
+            outcome.http_status,
+            outcome.error,
+            outcome.ok,
+        )
         for job, outcome in results
     ]
     insert_rows(
@@ -141,16 +156,6 @@ def _failure_changes(job: Job, outcome: Outcome, will_retry: bool, now) -> dict:
             status=Job.Status.FAILED, finished_at=now, webhook_status="pending"
         )
     return changes
-
-
-def _attempt_fields(outcome: Outcome) -> dict:
-    return {
-        "started_at": outcome.started_at,
-        "duration_ms": outcome.duration_ms,
-        "http_status": outcome.http_status,
-        "error": outcome.error,
-        "succeeded": outcome.ok,
-    }
 
 
 def _queue_failure_webhook(job: Job) -> None:
