@@ -11,6 +11,8 @@ transaction opens (SQLite's one write lock is held for the statement alone).
 from functools import lru_cache
 
 from django.db import connections, models
+from django.db.models.base import ModelState
+from django.db.models.signals import post_init, pre_init
 
 
 def insert_rows(model, objects: list, *, using: str, upsert_on: tuple = ()) -> None:
@@ -157,8 +159,26 @@ def fetch_models(model, sql: str, params: list, fields: tuple = (), *, using: st
         values = list(row)
         for index, convert in converters:
             values[index] = convert(values[index])
-        instances.append(model.from_db(using, names, values))
+        instances.append(_loaded(model, using, names, values))
     return instances
+
+
+def _loaded(model, using: str, names: list, values: list):
+    """model.from_db(using, names, values) for a model without init signal
+    receivers: Model.__init__ sends pre_init and post_init and sets each field in
+    turn, most of making a worker's jobs (cProfile); the fields not read stay
+    deferred (loaded on first access), as from_db leaves them."""
+    if _has_init_receivers(model):
+        return model.from_db(using, names, values)
+    instance = model.__new__(model)
+    instance.__dict__.update(zip(names, values))
+    instance._state = ModelState()
+    instance._state.adding, instance._state.db = False, using
+    return instance
+
+
+def _has_init_receivers(model) -> bool:
+    return pre_init.has_listeners(model) or post_init.has_listeners(model)
 
 
 @lru_cache(maxsize=16)
