@@ -171,7 +171,7 @@ def _loaded(model, using: str, names: list, values: list):
     if _has_init_receivers(model):
         return model.from_db(using, names, values)
     instance = model.__new__(model)
-    instance.__dict__.update(zip(names, values))
+    instance.__dict__.update(zip(names, values, strict=True))
     instance._state = ModelState()
     instance._state.adding, instance._state.db = False, using
     return instance
