@@ -96,6 +96,42 @@ def _insert_sql(model, alias: str, upsert_on: tuple) -> str:
     return sql
 
 
+def any_row(model, *, using: str) -> bool:
+    """Whether the model's table has a row (queryset.exists(), without compiling
+    the query on every call: the worker asks on every claim)."""
+    with connections[using].cursor() as cursor:
+        cursor.execute(_any_row_sql(model, using))
+        return cursor.fetchone() is not None
+
+
+@lru_cache(maxsize=16)
+def _any_row_sql(model, alias: str) -> str:
+    table = connections[alias].ops.quote_name(model._meta.db_table)
+    return f"SELECT 1 FROM {table} LIMIT 1"
+
+
+def update_where_in(model, changes: dict, where_in: list, *, using: str) -> None:
+    """UPDATE the rows whose pk is in `where_in` (field name -> new value): the
+    ORM's filter(pk__in=...).update(...) without building the query each time."""
+    if not where_in:
+        return
+    connection = connections[using]
+    meta, quote = model._meta, connection.ops.quote_name
+    sql = "UPDATE {} SET {} WHERE {} IN ({})".format(
+        quote(meta.db_table),
+        ", ".join(f"{quote(meta.get_field(name).column)} = %s" for name in changes),
+        quote(meta.pk.column),
+        ", ".join(["%s"] * len(where_in)),
+    )
+    params = [
+        meta.get_field(name).get_db_prep_save(value, connection)
+        for name, value in changes.items()
+    ]
+    params += [meta.pk.get_db_prep_value(pk, connection) for pk in where_in]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+
+
 def update_returning(
     model,
     changes: dict,

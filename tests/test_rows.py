@@ -63,3 +63,19 @@ def test_attempts_inserted_from_namedtuples_are_the_model_s_rows():
     assert (stored.number, stored.started_at, stored.duration_ms) == (1, started, 12)
     assert (stored.http_status, stored.error, stored.succeeded) == (200, "", True)
     assert uuid.UUID(str(stored.job_id)) == job.id
+
+
+def test_any_row_and_update_where_in_as_the_orm():
+    from jobs.models import PausedScope
+    from jobs.rows import any_row, update_where_in
+
+    assert not any_row(PausedScope, using="default")
+    PausedScope.objects.create(workspace_id="ws-1", paused_at=datetime.now(UTC))
+    assert any_row(PausedScope, using="default")
+    first, second, third = _job(), _job(), _job()
+    now = datetime(2026, 12, 1, 9, 0, 2, tzinfo=UTC)
+    changes = {"status": Job.Status.COMPLETED, "finished_at": now, "last_error": ""}
+    update_where_in(Job, changes, [first.pk, second.pk], using="default")
+    done = Job.objects.filter(status=Job.Status.COMPLETED, finished_at=now)
+    assert set(done.values_list("pk", flat=True)) == {first.pk, second.pk}
+    assert Job.objects.get(pk=third.pk).finished_at is None

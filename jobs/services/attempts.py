@@ -15,7 +15,7 @@ from jobs.models import Job, JobAttempt
 from jobs.queues import WEBHOOK_QUEUE
 from jobs.ratelimit import retry_times_within_rate
 from jobs.retries import retry_wait_seconds, webhook_waits
-from jobs.rows import insert_rows, update_returning
+from jobs.rows import insert_rows, update_returning, update_where_in
 from jobs.services.holds import jobs_hold_paused
 
 # Rows a worker may start an attempt on. Not `active`: an active row is someone
@@ -86,12 +86,13 @@ def jobs_record_attempts(*, results: list[tuple[Job, Outcome]]) -> dict[str, obj
             decisions[str(job.id)] = broker.FAILED
             _queue_failure_webhook(job)
     for http_status, pks in completed.items():
-        Job.objects.filter(pk__in=pks).update(
-            status=Job.Status.COMPLETED,
-            finished_at=now,
-            last_http_status=http_status,
-            last_error="",
-        )
+        changes = {
+            "status": Job.Status.COMPLETED,
+            "finished_at": now,
+            "last_http_status": http_status,
+            "last_error": "",
+        }
+        update_where_in(Job, changes, pks, using=router.db_for_write(Job))
     for job, outcome in results:
         if outcome.ok:
             job.status, job.finished_at = Job.Status.COMPLETED, now
