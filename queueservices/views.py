@@ -40,6 +40,9 @@ IDEMPOTENCY_HEADER = OpenApiParameter(
 
 
 class ScheduleView(LeanAPIView):
+    """Schedule one message: at its due time (now, after `delay` ms, or at `sendAt`)
+    it is POSTed to your backend. Answers at once with the job's id and due time."""
+
     input_serializer: type
     job_type: str
     success_message: str
@@ -117,6 +120,8 @@ class ScheduleBatchView(APIView):
 
 @extend_schema(tags=["Jobs"])
 class JobStatusView(LeanAPIView):
+    """One job: its status, when it is due, and every delivery attempt so far."""
+
     @extend_schema(
         responses={
             200: JobStatusOutput,
