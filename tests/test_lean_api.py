@@ -207,7 +207,8 @@ def _wsgi(app, path: str, body: bytes) -> tuple[str, dict, bytes]:
     try:
         content = b"".join(chunks)
     finally:
-        chunks.close()
+        if hasattr(chunks, "close"):  # WSGI: a list (FastLane's answer) has none
+            chunks.close()
     return started["s"], dict(started["h"]), content
 
 
