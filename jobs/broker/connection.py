@@ -34,12 +34,21 @@ class DeliveryJob(Job):
 
 
 def redis_connection() -> Redis:
+    global _last
     config = settings.RQ_QUEUES[settings.QUEUE_NAMES[0]]
-    client = _connection_for(tuple(sorted((k, repr(v)) for k, v in config.items())))
+    last_config, connection = _last
+    if last_config is not config:
+        key = tuple(sorted((k, repr(v)) for k, v in config.items()))
+        connection = _connection_for(key)
+        _last = (config, connection)
     if "SENTINELS" in config:
-        _follow_primary(client.connection_pool)
-    return client
+        _follow_primary(connection.connection_pool)
+    return connection
 
+
+# The settings' config object and its connection, replaced together: every request
+# and worker step asks, and keying on the config's values costs more than the call.
+_last: tuple = (None, None)
 
 # How often a process asks the sentinels which server is the primary.
 FOLLOW_EVERY_S = 1.0
