@@ -216,6 +216,11 @@ def check_delivered_and_accounted_for(campaign, backend, db, url, killed_at) -> 
         lost = [error for error in errors if error.startswith("attempt lost")]
         # Each extra delivery follows an attempt written off when its node died.
         assert len(lost) >= n - 1, status
+    if twice:
+        again = [backend.for_job(job_id, "/send-sms")[-1].at for job_id in twice]
+        record(
+            "two nodes, one killed: lost attempts redelivered", max(again) - killed_at
+        )
     rows = {str(row[0]) for row in db.execute("SELECT id FROM jobs_job")}
     assert set(calls) <= rows  # nothing delivered that the database does not hold
     lost_attempts = db.execute(
