@@ -1,17 +1,21 @@
 """Fuzz the API from its own OpenAPI schema (drf-spectacular + schemathesis).
 
 Whatever the generator sends, valid or not: never a 5xx, and every answer (status,
-content type, body) is one the schema documents. Then, for every operation: hostile
-values in each path and query parameter, and bodies at and one byte over the size
-limit (MAX_REQUEST_BYTES, BATCH_MAX_REQUEST_BYTES).
+content type, body) is one the schema documents. Stateful runs chain operations
+through the schema's links (schedule -> status -> reschedule -> cancel), and a
+refused request changes no job. Then, for every operation: hostile values in each
+path and query parameter, and bodies at and one byte over the size limit
+(MAX_REQUEST_BYTES, BATCH_MAX_REQUEST_BYTES).
 """
 
 import json
 import os
+from collections import Counter
 from urllib.parse import quote
 
 import pytest
 import schemathesis
+import yaml
 from django.test import RequestFactory
 from hypothesis import HealthCheck
 from hypothesis import settings as hypothesis_settings
@@ -23,7 +27,12 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from config.wsgi import application
-from tests.support import EMAIL, SMS
+from jobs import apikeys
+from jobs.broker import redis_connection
+from jobs.models import AuditEntry, Job, PausedScope, Workspace
+from jobs.services.holds import forget_cached_pauses
+from jobs.workspaces import forget_cached_workspaces
+from tests.support import EMAIL, SMS, post
 
 schema = schemathesis.openapi.from_wsgi("/api/schema", application)
 CHECKS = [
@@ -45,6 +54,130 @@ CHECKS = [
 )
 def test_api_never_errors_and_keeps_to_its_schema(case):
     case.call_and_validate(checks=CHECKS)
+
+
+# --- stateful: operations chained through the schema's links -------------------------
+
+# (method, path, status) of every call the stateful runs made, and for each job the
+# operations that answered 200 for it, in order.
+CALLS: Counter = Counter()
+CHAINS: dict[str, list[str]] = {}
+STEP_NAMES = {
+    "POST /api/schedule-sms": "schedule",
+    "POST /api/schedule-email": "schedule",
+    "GET /api/job-status/{job_id}": "status",
+    "GET /api/jobs/{job_id}": "status",
+    "PATCH /api/jobs/{job_id}": "reschedule",
+    "DELETE /api/jobs/{job_id}": "cancel",
+}
+
+
+def jobs_snapshot() -> list[tuple]:
+    return list(
+        Job.objects.order_by("pk").values_list(
+            "pk", "status", "scheduled_for", "attempts", "campaign_id"
+        )
+    )
+
+
+class JobWorkflow(schema.as_state_machine()):
+    """Each step: the generator's request, or one a link leads to from an earlier
+    answer (the job id it holds), with a real API key (the generator's own
+    Authorization values are the stateless test's). A 4xx leaves every job as it
+    was."""
+
+    api_key = ""
+
+    def setup(self):
+        # Each scenario from scratch: Hypothesis replays a scenario to shrink it,
+        # and the answers must not depend on what earlier scenarios left behind
+        # (an idempotency key, a paused campaign).
+        for model in (Job, AuditEntry, PausedScope, Workspace):
+            model.objects.all().delete()
+        redis_connection().flushdb()
+        forget_cached_pauses()
+        forget_cached_workspaces()
+
+    def get_call_kwargs(self, case):
+        return {"headers": {"Authorization": f"Bearer {self.api_key}"}}
+
+    def before_call(self, case):
+        # The schema cannot say "exactly one of delay and sendAt", so most generated
+        # reschedules give neither (a 400 the stateless test sees plenty of): send
+        # those a plain delay, so that a link to a reschedule can reach a job.
+        body = case.body
+        if case.method == "PATCH" and isinstance(body, dict) and not _due(body):
+            case.body = {"delay": 60_000}
+        self.before = jobs_snapshot()
+
+    def after_call(self, response, case):
+        CALLS[(case.method.upper(), case.path, response.status_code)] += 1
+        step = STEP_NAMES.get(f"{case.method.upper()} {case.path}")
+        if step and response.status_code == 200:
+            CHAINS.setdefault(response.json()["jobId"], []).append(step)
+        if 400 <= response.status_code < 500:
+            assert jobs_snapshot() == self.before, (case.path, response.text)
+
+    def validate_response(self, response, case, additional_checks=None, **kwargs):
+        case.validate_response(response, checks=CHECKS, transport_kwargs=kwargs)
+
+
+def _due(body: dict) -> list:
+    return [body[key] for key in ("delay", "sendAt") if body.get(key) is not None]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_stateful_runs_follow_the_links_and_refusals_change_nothing():
+    CALLS.clear()
+    CHAINS.clear()
+    _, JobWorkflow.api_key = apikeys.apikey_create(name="fuzz")
+    JobWorkflow.run(
+        settings=hypothesis_settings(
+            max_examples=int(os.environ.get("FUZZ_EXAMPLES", "80")) // 2,
+            stateful_step_count=6,
+            deadline=None,
+            suppress_health_check=list(HealthCheck),
+            derandomize=True,
+        )
+    )
+    print(sorted(CALLS.items()))
+    print(Counter(" -> ".join(chain) for chain in CHAINS.values()))
+    # The links were followed: a job id from an answer found its job, for each kind
+    # of link, and at least once two links on from its schedule.
+    assert CALLS[("GET", "/api/job-status/{job_id}", 200)]
+    assert CALLS[("PATCH", "/api/jobs/{job_id}", 200)]
+    assert CALLS[("DELETE", "/api/jobs/{job_id}", 200)]
+    assert any(len(chain) >= 3 for chain in CHAINS.values()), CHAINS
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_schema_links_lead_from_a_schedule_to_status_reschedule_cancel(client):
+    """Followed by hand, from each answer to the next, as a client reading the
+    schema would."""
+    served = yaml.safe_load(client.get("/api/schema").content)
+    operations = {
+        operation["operationId"]: (method, path)
+        for path, methods in served["paths"].items()
+        for method, operation in methods.items()
+    }
+    answer = post(client, "/api/schedule-sms", {**SMS, "delay": 60_000})
+    method, path = "post", "/api/schedule-sms"
+    chain = [
+        ("status", "delayed"),
+        ("reschedule", "delayed"),
+        ("cancel", "cancelled"),
+        ("status", "cancelled"),
+    ]
+    for name, expected in chain:
+        link = served["paths"][path][method]["responses"]["200"]["links"][name]
+        assert link["parameters"] == {"job_id": "$response.body#/jobId"}
+        method, path = operations[link["operationId"]]
+        url = path.replace("{job_id}", answer.json()["jobId"])
+        body = json.dumps({"delay": 120_000}) if method == "patch" else None
+        answer = getattr(client, method)(url, body, content_type="application/json")
+        assert answer.status_code == 200, answer.content
+        assert answer.json()["status"] == expected, (name, answer.json())
+    assert Job.objects.get().status == "cancelled"
 
 
 # --- hostile values in every path and query parameter ---------------------------------
