@@ -4,8 +4,10 @@ Whatever the generator sends, valid or not: never a 5xx, and every answer (statu
 content type, body) is one the schema documents. Stateful runs chain operations
 through the schema's links (schedule -> status -> reschedule -> cancel), and a
 refused request changes no job. Then, for every operation: hostile values in each
-path and query parameter, and bodies at and one byte over the size limit
-(MAX_REQUEST_BYTES, BATCH_MAX_REQUEST_BYTES).
+path and query parameter; bodies, the URL and the headers at and one byte over
+their limits (MAX_REQUEST_BYTES, BATCH_MAX_REQUEST_BYTES, MAX_URL_BYTES,
+MAX_HEADER_BYTES); and every length limit of a schedule body at it and one over.
+What is refused creates or changes nothing.
 """
 
 import json
@@ -32,6 +34,7 @@ from jobs.broker import redis_connection
 from jobs.models import AuditEntry, Job, PausedScope, Workspace
 from jobs.services.holds import forget_cached_pauses
 from jobs.workspaces import forget_cached_workspaces
+from queueservices.serializers import max_endpoint_length
 from tests.support import EMAIL, SMS, post
 
 schema = schemathesis.openapi.from_wsgi("/api/schema", application)
@@ -203,8 +206,9 @@ HOSTILE = [
     "a" * 256,  # one over MAX_ID_LENGTH
     "x" * 4000,
 ]
-# Already percent-encoded: bytes that are not UTF-8 (an overlong "/", a surrogate).
-RAW = ["%FF", "%C0%AF", "%ED%A0%80"]
+# Already percent-encoded: bytes that are not UTF-8 (an overlong "/", a surrogate),
+# a NUL, an encoded slash and an encoded way up.
+RAW = ["%FF", "%C0%AF", "%ED%A0%80", "%00", "a%2Fb", "..%2F..%2Fadmin", "%2e%2e%2f"]
 
 
 def hostile_parameters():
@@ -227,6 +231,8 @@ def test_hostile_parameters_get_a_documented_answer(operation, place, name, valu
         case = operation.Case(query={name: value})
     response = case.call_and_validate(checks=CHECKS)
     assert response.status_code < 500
+    if response.status_code >= 400:
+        assert not Job.objects.exists()  # nothing refused is created
 
 
 # --- bodies at and just over the size limits ------------------------------------------
@@ -261,6 +267,7 @@ def test_a_body_at_the_limit_is_read_and_one_byte_over_is_a_413(operation, setti
         case = operation.Case(
             path_parameters=path_parameters, body=body, media_type="application/json"
         )
+        before = jobs_snapshot()
         response = case.call_and_validate(checks=CHECKS)
         if len(body) <= limit:
             assert response.status_code in (200, 400), response.text
@@ -271,6 +278,122 @@ def test_a_body_at_the_limit_is_read_and_one_byte_over_is_a_413(operation, setti
                 "error": f"The request body is larger than {limit} bytes.",
                 "details": {},
             }
+            assert jobs_snapshot() == before  # nothing created, nothing changed
+
+
+# --- the URL and the headers at and just over their limits, for every operation -------
+
+
+def operation_label(operation) -> str:
+    return f"{operation.method.upper()} {operation.path}"
+
+
+def _request(operation, **extra):
+    """A valid request for the operation (a pending job's id, a valid body)."""
+    params = {"job_id": _pending_job(), "campaign_id": "spring", "workspace_id": "ws-1"}
+    path = operation.path.format(**params)
+    body = b""
+    if len(operation.body):
+        body = json.dumps(VALID_BODIES.get(operation.path, {"delay": 60_000}))
+    return RequestFactory().generic(
+        operation.method.upper(), path, body, "application/json", **extra
+    )
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("operation", OPERATIONS, ids=operation_label)
+def test_a_url_one_byte_over_max_url_bytes_is_a_414_that_changes_nothing(
+    operation, settings
+):
+    limit = settings.MAX_URL_BYTES
+    path = _request(operation).path
+    for size in (limit, limit + 1):
+        query = "pad=" + "x" * (size - len(path) - len("pad="))
+        request = _request(operation, QUERY_STRING=query)
+        assert len(request.path) + len(request.META["QUERY_STRING"]) == size
+        before = jobs_snapshot()
+        status, body = _call(request.environ)
+        if size <= limit:
+            assert status < 500 and status != 414, body
+        else:
+            assert (status, body["success"]) == (414, False), body
+            assert jobs_snapshot() == before
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("operation", OPERATIONS, ids=operation_label)
+def test_headers_one_byte_over_max_header_bytes_are_a_431_that_changes_nothing(
+    operation, settings
+):
+    limit = settings.MAX_HEADER_BYTES
+    environ = _request(operation).environ
+    used = sum(len(k) + len(v) for k, v in environ.items() if k[:5] == "HTTP_")
+    name = "HTTP_X_PADDING"
+    for size in (limit, limit + 1):
+        request = _request(operation, **{name: "p" * (size - used - len(name))})
+        before = jobs_snapshot()
+        status, body = _call(request.environ)
+        if size <= limit:
+            assert status < 500 and status != 431, body
+        else:
+            assert (status, body["success"]) == (431, False), body
+            assert jobs_snapshot() == before
+
+
+def _call(environ) -> tuple[int, dict]:
+    started = {}
+    chunks = application(environ, lambda status, headers: started.update(s=status))
+    content = b"".join(chunks)
+    getattr(chunks, "close", lambda: None)()
+    return int(started["s"].split()[0]), json.loads(content)
+
+
+# --- every length limit of a schedule body, at it and one over ------------------------
+
+ENDPOINT = max_endpoint_length()
+LONG_DOMAIN = "b" * 63 + "." + "c" * 63 + "." + "d" * 57 + ".com"  # 189 characters
+LENGTH_LIMITS = [
+    # path, field (dotted: inside metadata), a valid value at the limit (None where
+    # no valid value is that long), a value one character over
+    ("/api/schedule-sms", "phoneNumber", "+1" + "2" * 14, "+1" + "2" * 15),
+    ("/api/schedule-sms", "contactId", "c" * 255, "c" * 256),
+    ("/api/schedule-sms", "workspaceId", "w" * 255, "w" * 256),
+    ("/api/schedule-sms", "sendAt", None, "9" * 65),
+    ("/api/schedule-sms", "timezone", None, "A" * 65),
+    ("/api/schedule-sms", "metadata.idempotencyKey", "k" * 255, "k" * 256),
+    ("/api/schedule-sms", "metadata.campaignId", "c" * 255, "c" * 256),
+    # With SMS_API_URL and EMAIL_API_URL, at most Job.callback_url's 2,048.
+    ("/api/schedule-sms", "metadata.callbackEndpoint", "/" + "a" * (ENDPOINT - 1),
+     "/" + "a" * ENDPOINT),
+    ("/api/schedule-email", "to", "a" * 64 + "@" + LONG_DOMAIN,
+     "a" * 65 + "@" + LONG_DOMAIN),
+    ("/api/schedule-email", "subject", "s" * 998, "s" * 999),
+]  # fmt: skip
+
+
+def _with(path: str, field: str, value) -> dict:
+    body = {**(SMS if path == "/api/schedule-sms" else EMAIL), "delay": 60_000}
+    if field.startswith("metadata."):
+        return {**body, "metadata": {field.removeprefix("metadata."): value}}
+    return {**body, field: value}
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize(
+    "path, field, at_limit, over", LENGTH_LIMITS, ids=[f[1] for f in LENGTH_LIMITS]
+)
+def test_every_length_limit_takes_its_length_and_refuses_one_more(
+    client, path, field, at_limit, over
+):
+    if at_limit is not None:
+        response = post(client, path, _with(path, field, at_limit))
+        assert response.status_code == 200, response.content
+    before = jobs_snapshot()
+    response = post(client, path, _with(path, field, over))
+    assert response.status_code == 400, response.content
+    details = response.json()["details"]
+    assert set(field.split(".")) & set(details), details  # the field is named
+    assert jobs_snapshot() == before
 
 
 def _pending_job() -> str:
