@@ -143,9 +143,11 @@ class Campaign:
 
 
 def test_a_node_killed_mid_campaign_loses_no_acknowledged_job(
-    fresh_postgres, own_redis, backend, start_process
+    fresh_postgres, backend, own_redis, start_process
 ):
-    # Fixtures in this order: the nodes stop before Redis and the database go.
+    # Fixtures in this order: the nodes stop before Redis and the database go, and
+    # own_redis's settings are undone inside backend's (the other way round, the
+    # tests after this one would look for Redis on own_redis's stopped port).
     database_url, db = fresh_postgres
     backend.default = BACKEND_ANSWERS_AFTER_S
     env = {
