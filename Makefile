@@ -29,7 +29,8 @@ browser:
 test: install browser
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest $(PYTEST_ARGS)
 
-# The four load scenarios against a locally started service; prints one table.
+# The four load scenarios against a locally started service, then the BullMQ
+# reference when ../shared's harness is there (REF=0: not); prints one table.
 bench: install
 	PATH="$(CURDIR)/$(BIN):$$PATH" bench/run.sh bench/results/bench-$$(date +%Y%m%d-%H%M%S).jsonl
 	$(MAKE) bench-batch

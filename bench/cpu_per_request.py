@@ -159,6 +159,8 @@ def run(args) -> None:
         profile = cProfile.Profile(time.process_time)  # CPU, not waits
         n = max(args.n // 200, 5) if args.profile == "batch" else args.n
         measure(application, args.profile, n, job_ids, profile)
+        if os.environ.get("PROFILE_OUT"):
+            profile.dump_stats(os.environ["PROFILE_OUT"])
         stats = pstats.Stats(profile).sort_stats(os.environ.get("SORT", "cumulative"))
         stats.print_stats(45)
         if os.environ.get("CALLEES"):

@@ -3,7 +3,9 @@
     python bench/peak_rss.py OUT.json &   ...   kill -TERM $!
 
 Every 0.5 s it sums VmRSS of the processes of each component (recognised by their
-command line) and keeps each component's maximum; on SIGTERM it writes them as JSON.
+command line) and keeps each component's maximum, and the largest single process
+of each ("web process": one granian worker, the target of issue 12); on SIGTERM it
+writes them as JSON.
 """
 
 import json
@@ -21,8 +23,9 @@ COMPONENTS = {
 }
 
 
-def sample() -> dict[str, int]:
+def sample() -> tuple[dict[str, int], dict[str, int]]:
     totals = dict.fromkeys(COMPONENTS, 0)
+    largest = dict.fromkeys(COMPONENTS, 0)
     for proc in Path("/proc").iterdir():
         if not proc.name.isdigit():
             continue
@@ -42,13 +45,15 @@ def sample() -> dict[str, int]:
         for name, marker in COMPONENTS.items():
             if marker in cmdline and rss:
                 totals[name] += int(rss) * 1024
+                largest[name] = max(largest[name], int(rss) * 1024)
                 break
-    return totals
+    return totals, largest
 
 
 def main() -> None:
     out = Path(sys.argv[1])
     peak = dict.fromkeys(COMPONENTS, 0)
+    peak_process = dict.fromkeys(COMPONENTS, 0)
     running = True
 
     def stop(*_):
@@ -57,10 +62,16 @@ def main() -> None:
 
     signal.signal(signal.SIGTERM, stop)
     while running:
-        for name, value in sample().items():
-            peak[name] = max(peak[name], value)
+        totals, largest = sample()
+        for name in COMPONENTS:
+            peak[name] = max(peak[name], totals[name])
+            peak_process[name] = max(peak_process[name], largest[name])
         time.sleep(0.5)
-    out.write_text(json.dumps({name: round(v / 2**20, 1) for name, v in peak.items()}))
+    found = {name: round(v / 2**20, 1) for name, v in peak.items()}
+    found.update(
+        {f"{name} process": round(peak_process[name] / 2**20, 1) for name in COMPONENTS}
+    )
+    out.write_text(json.dumps(found))
 
 
 if __name__ == "__main__":

@@ -8,6 +8,8 @@
 #
 # HARNESS points at the harness folder; WORKERS (1) how many Procfile workers run;
 # DATABASE_URL picks the database (default: a fresh SQLite file in a temporary VAR_DIR).
+# Then the BullMQ reference (../shared/bench/harness/run_ref.sh; REF=0 skips it), and
+# one table of both.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 HARNESS="${HARNESS:-$ROOT/bench/harness}"
@@ -33,7 +35,16 @@ META_CMD="$BIN/pip freeze | grep -iE 'django|rq|redis|granian|requests'" \
 BOARD_PATH="${BOARD_PATH-/admin/queues}" \
   "$HARNESS/run_impl.sh" "$OUT"
 kill -TERM "$RSS_PID"; wait "$RSS_PID" || true
-python3 "$HARNESS/report.py" "$OUT" --cpu
+# Side by side with the BullMQ reference, run now when the team's harness is beside
+# the clone (REF=0 skips it), else its newest result kept in bench/results.
+REF_RUN="${REF_RUN:-$ROOT/../shared/bench/harness/run_ref.sh}"
+REF_OUT=""
+if [ "${REF:-1}" != 0 ] && [ -x "$REF_RUN" ] && command -v node >/dev/null; then
+  REF_OUT="${OUT%.jsonl}.bullmq-ref.jsonl"
+  "$REF_RUN" "$REF_OUT" >&2 || REF_OUT=""
+fi
+[ -n "$REF_OUT" ] || REF_OUT="$(ls -t "$ROOT"/bench/results/*bullmq-ref*.jsonl 2>/dev/null | head -1)"
+python3 "$HARNESS/report.py" "$OUT" ${REF_OUT:+"$REF_OUT"} --cpu
 echo
 echo "peak resident memory, MiB: $(cat "$OUT.rss.json")"
 echo "results: $OUT"

@@ -8,6 +8,9 @@ settings.API_MIDDLEWARE (the headers every answer gets: security, CORS, frame
 options, Content-Length) and everything else to the usual one. Both are Django's
 WSGIHandler: same signals, same URLconf, same views and error handlers.
 
+The lean handler's plain schedule and job-status requests are answered by
+queueservices.lean.FastLane before they reach it.
+
 Before either, a URL or headers over MAX_URL_BYTES / MAX_HEADER_BYTES are refused
 in the API's error shape (config.limits).
 """
@@ -19,6 +22,8 @@ from django.conf import settings
 from django.core.handlers.wsgi import WSGIHandler
 
 from config.limits import HeadLimits
+from queueservices import views
+from queueservices.lean import FastLane, Route
 
 HOT_PATHS = re.compile(r"^/api/(schedule-(sms|email|batch)|job-status/)")
 
@@ -30,7 +35,7 @@ class ApiLane:
         self.full = full
         self.limits = HeadLimits()
         with _middleware(settings.API_MIDDLEWARE):
-            self.lean = WSGIHandler()
+            self.lean = fast_lane(WSGIHandler())
 
     def __call__(self, environ, start_response):
         refused = self.limits.refuse(environ, start_response)
@@ -38,6 +43,19 @@ class ApiLane:
             return refused
         lane = self.lean if HOT_PATHS.match(environ.get("PATH_INFO", "")) else self.full
         return lane(environ, start_response)
+
+
+def fast_lane(django) -> FastLane:
+    """FastLane on the schedule and job-status URLs (queueservices.urls), with
+    and without their optional trailing slash."""
+    exact = {}
+    for name, view in (
+        ("sms", views.ScheduleSmsView),
+        ("email", views.ScheduleEmailView),
+    ):
+        route = Route(view, "POST")
+        exact[f"/api/schedule-{name}"] = exact[f"/api/schedule-{name}/"] = route
+    return FastLane(django, exact, Route(views.JobStatusView, "GET"))
 
 
 @contextmanager

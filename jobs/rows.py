@@ -11,10 +11,14 @@ transaction opens (SQLite's one write lock is held for the statement alone).
 from functools import lru_cache
 
 from django.db import connections, models
+from django.db.models.base import ModelState
+from django.db.models.signals import post_init, pre_init
 
 
 def insert_rows(model, objects: list, *, using: str, upsert_on: tuple = ()) -> None:
-    """INSERT the objects (their auto primary key left to the database).
+    """INSERT the objects (their auto primary key left to the database): model
+    instances, or anything with their fields' attnames (a namedtuple costs a
+    tenth of a model instance to build).
 
     `upsert_on`: the fields of a unique constraint; a row that clashes on them is
     overwritten with the new values (ON CONFLICT ... DO UPDATE, SQLite and
@@ -36,7 +40,8 @@ def insert_rows(model, objects: list, *, using: str, upsert_on: tuple = ()) -> N
     with connection.cursor() as cursor:
         cursor.executemany(_insert_sql(model, using, upsert_on), rows)
     for obj in objects:
-        obj._state.adding, obj._state.db = False, using
+        if isinstance(obj, models.Model):
+            obj._state.adding, obj._state.db = False, using
 
 
 @lru_cache(maxsize=16)
@@ -89,6 +94,42 @@ def _insert_sql(model, alias: str, upsert_on: tuple) -> str:
             ", ".join(f"{quote(c)} = EXCLUDED.{quote(c)}" for c in updated),
         )
     return sql
+
+
+def any_row(model, *, using: str) -> bool:
+    """Whether the model's table has a row (queryset.exists(), without compiling
+    the query on every call: the worker asks on every claim)."""
+    with connections[using].cursor() as cursor:
+        cursor.execute(_any_row_sql(model, using))
+        return cursor.fetchone() is not None
+
+
+@lru_cache(maxsize=16)
+def _any_row_sql(model, alias: str) -> str:
+    table = connections[alias].ops.quote_name(model._meta.db_table)
+    return f"SELECT 1 FROM {table} LIMIT 1"
+
+
+def update_where_in(model, changes: dict, where_in: list, *, using: str) -> None:
+    """UPDATE the rows whose pk is in `where_in` (field name -> new value): the
+    ORM's filter(pk__in=...).update(...) without building the query each time."""
+    if not where_in:
+        return
+    connection = connections[using]
+    meta, quote = model._meta, connection.ops.quote_name
+    sql = "UPDATE {} SET {} WHERE {} IN ({})".format(
+        quote(meta.db_table),
+        ", ".join(f"{quote(meta.get_field(name).column)} = %s" for name in changes),
+        quote(meta.pk.column),
+        ", ".join(["%s"] * len(where_in)),
+    )
+    params = [
+        meta.get_field(name).get_db_prep_save(value, connection)
+        for name, value in changes.items()
+    ]
+    params += [meta.pk.get_db_prep_value(pk, connection) for pk in where_in]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
 
 
 def update_returning(
@@ -154,8 +195,26 @@ def fetch_models(model, sql: str, params: list, fields: tuple = (), *, using: st
         values = list(row)
         for index, convert in converters:
             values[index] = convert(values[index])
-        instances.append(model.from_db(using, names, values))
+        instances.append(_loaded(model, using, names, values))
     return instances
+
+
+def _loaded(model, using: str, names: list, values: list):
+    """model.from_db(using, names, values) for a model without init signal
+    receivers: Model.__init__ sends pre_init and post_init and sets each field in
+    turn, most of making a worker's jobs (cProfile); the fields not read stay
+    deferred (loaded on first access), as from_db leaves them."""
+    if _has_init_receivers(model):
+        return model.from_db(using, names, values)
+    instance = model.__new__(model)
+    instance.__dict__.update(zip(names, values, strict=True))
+    instance._state = ModelState()
+    instance._state.adding, instance._state.db = False, using
+    return instance
+
+
+def _has_init_receivers(model) -> bool:
+    return pre_init.has_listeners(model) or post_init.has_listeners(model)
 
 
 @lru_cache(maxsize=16)

@@ -2,7 +2,8 @@
 
 Validation runs the endpoint's own input serializer (the one the schema is built
 from, the one source of the rules), one instance per class reused: instantiating
-it copies and binds every field, more than the validation itself costs.
+it copies and binds every field, more than the validation itself costs. A body it
+plainly accepts is checked by queueservices.quickcheck from the same rules.
 
 The answers are written field by field as ScheduleOutput and JobStatusOutput
 write them (the published shapes): tests/test_lean_api.py compares the two on
@@ -15,6 +16,7 @@ from rest_framework.exceptions import ValidationError
 
 from jobs.models import Job, JobAttempt
 from jobs.sendtime import dst_rule_of, local_iso
+from queueservices.quickcheck import quick_validated
 from queueservices.serializers import held_fields, send_at_in_past
 
 _forms: dict[type, object] = {}
@@ -27,6 +29,9 @@ def validated(form_class: type, data) -> dict:
     if form is None:
         # Fields are only read while validating: one instance serves every thread.
         form = _forms[form_class] = form_class()
+    quick = quick_validated(form, data)
+    if quick is not None:
+        return quick
     try:
         return form.run_validation(data)
     except ValidationError:

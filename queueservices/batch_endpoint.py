@@ -13,6 +13,7 @@ from jobs.models import Job
 from jobs.services import BatchItem, ItemResult
 from queueservices.auth import check_workspace
 from queueservices.errors import error_body, field_messages
+from queueservices.quickcheck import quick_validated
 from queueservices.serializers import (
     HeldOutput,
     ScheduleEmailInput,
@@ -55,7 +56,9 @@ def _validate(index, message, inputs, request, default_type):
     serializer = inputs[job_type]
     serializer.initial_data = payload
     try:
-        data = serializer.run_validation(payload)
+        data = quick_validated(serializer, payload) or serializer.run_validation(
+            payload
+        )
         if request is not None:
             check_workspace(request, data["workspaceId"])
         key = clean_idempotency_key((data.get("metadata") or {}).get("idempotencyKey"))

@@ -1,92 +1,55 @@
-"""A cheaper dispatch for the hot API views: the same view code, less machinery.
+"""The hot API requests answered without Django's request handler.
 
-DRF's dispatch wraps each request in a Request, negotiates parser and renderer,
-instantiates authenticators and permissions and renders through a Response: a
-fifth of a schedule request's CPU (cProfile). For the plain requests clients send
-(JSON in, JSON out, no query string), LeanAPIView runs the view's own handler on
-the Django request instead, with `request.data` and `request.auth` set as DRF sets
-them, and writes the JSON itself, byte for byte as DRF's JSONRenderer.
+A schedule request spent a third of its CPU in Django's WSGI handler, URL
+resolution, signals and middleware, and a fifth in DRF's dispatch (cProfile,
+issue 12). For the requests clients really send (JSON in, JSON out, no query
+string, no CORS origin), FastLane runs the view's own handler straight from the
+WSGI environ, with `request.data` and `request.auth` set as DRF sets them, and
+writes the answer and the headers the middleware would add.
 
-Everything else, and every request the lean path would answer differently, goes
-through DRF's dispatch: other methods (OPTIONS, 405), other Accept or Content-Type
-headers, a refused or missing key. Errors the handler raises are answered by
-DRF's own handle_exception and renderer, so every error keeps its exact shape.
+Everything else goes to Django untouched: other methods, Accept or Content-Type
+headers, a body that does not parse, a refused key. Errors the view raises are
+handed to Django with the request (LeanAPIView answers them with DRF's exception
+handler and renderer), so every error keeps its exact shape and is not run twice.
+tests/test_lean_api.py asks each case both ways and compares the answers.
 """
 
+import io
 import json
+import re
 from functools import lru_cache
 
 from django.conf import settings
-from django.http import HttpResponse
-from rest_framework.response import Response
+from django.core.signals import request_finished, request_started
+from django.http.request import split_domain_port, validate_host
 from rest_framework.views import APIView
 
 from queueservices.auth import ApiKeyAuthentication, ApiKeyWhenRequired
-from queueservices.parsers import parse_bounded
+from queueservices.parsers import parse_json
 
 # Media ranges that DRF's only renderer, JSONRenderer, matches.
 JSON_RANGES = frozenset({"*/*", "application/*", "application/json"})
+# What LeanAPIView reads back from the environ of a request FastLane handed over.
+RAISED, DATA, AUTH = "queueservices.raised", "queueservices.data", "queueservices.auth"
 _AUTH = ApiKeyAuthentication()
 _PERMISSION = ApiKeyWhenRequired()
 
 
 class LeanAPIView(APIView):
-    """An APIView whose `lean_methods` take the lean path when they can."""
-
-    lean_methods: frozenset[str] = frozenset()
+    """An APIView that also answers the errors its handler raised in FastLane."""
 
     def dispatch(self, request, *args, **kwargs):
-        if request.method not in self.lean_methods or not self._plain(request):
-            return super().dispatch(request, *args, **kwargs)
-        # A wrong key raises, a missing one is refused: DRF answers both.
-        try:
-            credentials = _AUTH.authenticate(request)
-        except Exception:  # noqa: BLE001 - DRF's dispatch raises and answers it
-            return super().dispatch(request, *args, **kwargs)
-        request.auth = credentials[1] if credentials else None
-        if not _PERMISSION.has_permission(request, self):
+        raised = request.META.pop(RAISED, None)
+        if raised is None:
             return super().dispatch(request, *args, **kwargs)
         self.args, self.kwargs = args, kwargs
-        handler = getattr(self, request.method.lower())
-        try:
-            if request.method == "POST":
-                request.data = parse_bounded(request, settings.MAX_REQUEST_BYTES)
-            response = handler(request, *args, **kwargs)
-        except Exception as exc:  # noqa: BLE001 - answered as DRF answers it
-            return self._error(request, exc)
-        return self._render(response)
-
-    def _plain(self, request) -> bool:
-        """JSON in (a body of known length), JSON out, no query string: the
-        requests whose DRF answer the lean path knows."""
-        meta = request.META
-        if not json_accepted(meta.get("HTTP_ACCEPT")) or meta.get("QUERY_STRING"):
-            return False
-        if request.method != "POST":
-            return True
-        return request.content_type == "application/json" and _length(meta) > 0
-
-    def _render(self, response: Response) -> HttpResponse:
-        # As DRF's JSONRenderer with the default settings (UNICODE_JSON,
-        # COMPACT_JSON, STRICT_JSON), and the Allow header DRF's views add.
-        text = json.dumps(
-            response.data, ensure_ascii=False, allow_nan=False, separators=(",", ":")
-        )
-        text = text.replace("\u2028", "\\u2028").replace("\u2029", "\\u2029")
-        answer = HttpResponse(
-            text.encode(), status=response.status_code, content_type="application/json"
-        )
-        answer["Allow"] = ", ".join(self.allowed_methods)
-        for name, value in response.items():
-            # A Response starts with Django's text/html Content-Type; DRF replaces it.
-            if name != "Content-Type":
-                answer[name] = value
-        return answer
+        request.data, request.auth = request.META.pop(DATA), request.META.pop(AUTH)
+        return self._error(request, raised)
 
     def _error(self, request, exc: Exception):
         """DRF's answer to `exc`: its exception handler, negotiation and renderer."""
         drf_request = self.initialize_request(request, *self.args, **self.kwargs)
-        drf_request._full_data = getattr(request, "data", {})
+        drf_request._full_data = request.data
         drf_request._authenticator, drf_request._auth = None, request.auth
         drf_request._user = None
         # As DRF's initial() does before any handler runs (DEBUG tracebacks read it).
@@ -97,6 +60,200 @@ class LeanAPIView(APIView):
         self.headers = self.default_response_headers
         response = self.handle_exception(exc)
         return self.finalize_response(drf_request, response, *self.args, **self.kwargs)
+
+
+class PlainRequest:
+    """What the hot views read of a request: META, data, auth, headers.get."""
+
+    __slots__ = ("META", "data", "auth")
+
+    def __init__(self, environ: dict):
+        self.META = environ
+        self.data = None
+        self.auth = None
+
+    @property
+    def headers(self):
+        return self
+
+    def get(self, name: str, default=None):
+        return self.META.get("HTTP_" + name.upper().replace("-", "_"), default)
+
+
+class Route:
+    """One hot endpoint: its view, the method FastLane takes, the Allow header."""
+
+    def __init__(self, view_class: type[APIView], method: str):
+        self.view_class = view_class
+        self.method = method
+        view = view_class()
+        view.setup(None)  # as as_view() does: GET brings HEAD
+        self.allow = ", ".join(view.allowed_methods)
+
+
+class FastLane:
+    """A WSGI application: the routes' plain requests here, the rest to `django`."""
+
+    def __init__(self, django, exact: dict[str, Route], job_status: Route):
+        self.django = django
+        self.exact = exact
+        self.job_status = job_status
+
+    def __call__(self, environ, start_response):
+        answer = self.answer(environ)
+        if answer is None:
+            return self.django(environ, start_response)
+        status, headers, body = answer
+        start_response(status, headers)
+        return [body]
+
+    def answer(self, environ: dict) -> tuple[str, list, bytes] | None:
+        """The answer to a plain request to a route; None leaves it to Django
+        (with its body, and any error the view raised, in the environ)."""
+        route, kwargs = self._route(environ)
+        if route is None or not _plain(environ, route.method):
+            return None
+        request = PlainRequest(environ)
+        try:
+            # A wrong key raises, a missing one is refused: DRF answers both.
+            credentials = _AUTH.authenticate(request)
+        except Exception:  # noqa: BLE001 - Django's dispatch raises and answers it
+            return None
+        request.auth = credentials[1] if credentials else None
+        if not _PERMISSION.has_permission(request, None):
+            return None
+        if route.method == "POST":
+            raw = _body(environ)
+            if raw is None:
+                return None
+            try:
+                request.data = parse_json(raw)
+            except Exception:  # noqa: BLE001 - DRF's parser words the error
+                return None
+        # Django's request signals (its receivers close unusable DB connections).
+        request_started.send(sender=FastLane, environ=environ)
+        try:
+            response = self._handle(route, request, kwargs)
+        except Exception as exc:  # noqa: BLE001 - answered by LeanAPIView
+            environ.update({RAISED: exc, DATA: request.data, AUTH: request.auth})
+            return None
+        finally:
+            request_finished.send(sender=FastLane)
+        return _rendered(response, route)
+
+    def _route(self, environ) -> tuple[Route | None, dict]:
+        path = environ.get("PATH_INFO", "")
+        route = self.exact.get(path)
+        if route is not None:
+            return route, {}
+        found = JOB_STATUS_PATH.fullmatch(path)
+        if found is None:
+            return None, {}
+        return self.job_status, {"job_id": found[1]}
+
+    def _handle(self, route: Route, request: PlainRequest, kwargs: dict):
+        view = route.view_class()
+        view.args, view.kwargs, view.request = (), kwargs, request
+        return getattr(view, route.method.lower())(request, **kwargs)
+
+
+# As the job-status URL pattern, for ids as the API writes them: anything else
+# (a 404, a non-ASCII path) is Django's.
+JOB_STATUS_PATH = re.compile(r"/api/job-status/([0-9a-fA-F-]{32,36})/?")
+
+
+def _plain(environ: dict, method: str) -> bool:
+    """A request whose answer FastLane knows: `method`, JSON in (a body of known
+    length) and out, no query string, no Origin (CORS is the middleware's), plain
+    HTTP to an allowed host, nothing a setting makes the middleware act on."""
+    if environ.get("REQUEST_METHOD") != method or environ.get("QUERY_STRING"):
+        return False
+    if not json_accepted(environ.get("HTTP_ACCEPT")) or "HTTP_ORIGIN" in environ:
+        return False
+    if environ.get("wsgi.url_scheme") != "http" or not _host_allowed(environ):
+        return False
+    if settings.SECURE_SSL_REDIRECT or settings.DISALLOWED_USER_AGENTS:
+        return False
+    return method != "POST" or _json_body(environ.get("CONTENT_TYPE"))
+
+
+@lru_cache(maxsize=64)
+def _json_body(content_type: str | None) -> bool:
+    # JSON, as the parser reads it (UTF-8): with no parameter or that charset.
+    media, _, params = (content_type or "").partition(";")
+    charset = params.replace(" ", "").lower()
+    return media.strip().lower() == "application/json" and charset in (
+        "",
+        "charset=utf-8",
+    )
+
+
+def _host_allowed(environ) -> bool:
+    # Django's request.get_host(), without X-Forwarded-Host (not set here).
+    if settings.USE_X_FORWARDED_HOST or settings.USE_X_FORWARDED_PORT:
+        return False
+    host = environ.get("HTTP_HOST")
+    if host is None:
+        host, port = environ.get("SERVER_NAME", ""), environ.get("SERVER_PORT", "")
+        host = host if port == "80" else f"{host}:{port}"
+    return _allowed(host, tuple(settings.ALLOWED_HOSTS))
+
+
+@lru_cache(maxsize=64)
+def _allowed(host: str, allowed_hosts: tuple) -> bool:
+    if settings.DEBUG and not allowed_hosts:
+        allowed_hosts = (".localhost", "127.0.0.1", "[::1]")
+    domain, _ = split_domain_port(host)
+    return bool(domain) and validate_host(domain, allowed_hosts)
+
+
+def _body(environ) -> bytes | None:
+    """The body, when its length is given and within MAX_REQUEST_BYTES; put back
+    for Django in case the request goes there after all."""
+    try:
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        return None
+    if not 0 < length <= settings.MAX_REQUEST_BYTES:
+        return None
+    raw = environ["wsgi.input"].read(length)
+    environ["wsgi.input"] = io.BytesIO(raw)
+    return raw if len(raw) == length else None
+
+
+def _rendered(response, route: Route) -> tuple[str, list, bytes]:
+    """As DRF's JSONRenderer writes response.data (UNICODE_JSON, COMPACT_JSON,
+    STRICT_JSON) with the headers of the API's middleware (settings.API_MIDDLEWARE:
+    security, CORS's Vary, frame options, Content-Length)."""
+    text = json.dumps(
+        response.data, ensure_ascii=False, allow_nan=False, separators=(",", ":")
+    )
+    body = text.replace("\u2028", "\\u2028").replace("\u2029", "\\u2029").encode()
+    headers = [
+        ("Content-Type", "application/json"),
+        ("Allow", route.allow),
+        *[(k, v) for k, v in response.items() if k != "Content-Type"],
+        ("X-Frame-Options", settings.X_FRAME_OPTIONS),
+        ("Content-Length", str(len(body))),
+        ("Vary", "origin"),
+        *_security_headers(),
+    ]
+    return f"{response.status_code} {response.reason_phrase}", headers, body
+
+
+def _security_headers() -> list[tuple[str, str]]:
+    # SecurityMiddleware's answers to a plain-HTTP request, by its settings.
+    headers = []
+    if settings.SECURE_CONTENT_TYPE_NOSNIFF:
+        headers.append(("X-Content-Type-Options", "nosniff"))
+    referrer = settings.SECURE_REFERRER_POLICY
+    if referrer:
+        text = referrer if isinstance(referrer, str) else ",".join(referrer)
+        headers.append(("Referrer-Policy", text))
+    if settings.SECURE_CROSS_ORIGIN_OPENER_POLICY:
+        coop = settings.SECURE_CROSS_ORIGIN_OPENER_POLICY
+        headers.append(("Cross-Origin-Opener-Policy", coop))
+    return headers
 
 
 @lru_cache(maxsize=256)
@@ -118,10 +275,3 @@ def json_accepted(accept: str | None) -> bool:
             return False
         matched = True
     return matched
-
-
-def _length(meta) -> int:
-    try:
-        return int(meta.get("CONTENT_LENGTH") or 0)
-    except ValueError:
-        return 0

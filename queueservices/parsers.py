@@ -85,6 +85,11 @@ def parse_bounded(stream, limit: int):
     raw = stream.read(limit + 1) if stream is not None else b""
     if len(raw) > limit:
         raise too_large(limit)
+    return parse_json(raw)
+
+
+def parse_json(raw: bytes):
+    """The strict JSON in `raw`, or DRF's ParseError / ValidationError."""
     try:
         text = raw.decode("utf-8")
         data = json.loads(

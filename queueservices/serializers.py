@@ -63,18 +63,24 @@ class IdField(serializers.Field):
     """contactId / workspaceId: a non-empty string or an integer, kept as sent."""
 
     def to_internal_value(self, data):
-        if isinstance(data, bool) or not isinstance(data, (str, int)):
-            raise serializers.ValidationError("Must be a string or an integer.")
-        if isinstance(data, str) and not data.strip():
-            raise serializers.ValidationError("Must not be blank.")
-        if len(str(data)) > MAX_ID_LENGTH:
-            raise serializers.ValidationError(
-                f"Must be at most {MAX_ID_LENGTH} characters."
-            )
+        error = id_error(data)
+        if error:
+            raise serializers.ValidationError(error)
         return data
 
     def to_representation(self, value):
         return value
+
+
+def id_error(data) -> str | None:
+    """What is wrong with a contactId or workspaceId, if anything."""
+    if isinstance(data, bool) or not isinstance(data, (str, int)):
+        return "Must be a string or an integer."
+    if isinstance(data, str) and not data.strip():
+        return "Must not be blank."
+    if len(str(data)) > MAX_ID_LENGTH:
+        return f"Must be at most {MAX_ID_LENGTH} characters."
+    return None
 
 
 @extend_schema_field(
@@ -95,16 +101,22 @@ class DelayField(serializers.Field):
         return super().validate_empty_values(data)
 
     def to_internal_value(self, data):
-        is_whole_float = isinstance(data, float) and data.is_integer()
-        if isinstance(data, bool) or not (isinstance(data, int) or is_whole_float):
-            raise serializers.ValidationError("Must be a whole number of milliseconds.")
-        if data < 0:
-            raise serializers.ValidationError("Must not be negative.")
-        if data > settings.MAX_DELAY_MS:
-            raise serializers.ValidationError(
-                f"Must be at most {settings.MAX_DELAY_MS} ms (MAX_DELAY_MS)."
-            )
+        error = delay_error(data)
+        if error:
+            raise serializers.ValidationError(error)
         return int(data)
+
+
+def delay_error(data) -> str | None:
+    """What is wrong with a delay (not null), if anything."""
+    is_whole_float = isinstance(data, float) and data.is_integer()
+    if isinstance(data, bool) or not (isinstance(data, int) or is_whole_float):
+        return "Must be a whole number of milliseconds."
+    if data < 0:
+        return "Must not be negative."
+    if data > settings.MAX_DELAY_MS:
+        return f"Must be at most {settings.MAX_DELAY_MS} ms (MAX_DELAY_MS)."
+    return None
 
 
 def max_endpoint_length() -> int:
@@ -136,6 +148,20 @@ def validate_callback_endpoint(value) -> None:
         )
 
 
+def validate_metadata(data) -> None:
+    """An object; its callbackEndpoint a plain path, its campaignId one that fits
+    the job's campaign_id column (jobs.services.scheduling keeps it as text)."""
+    if not isinstance(data, dict):
+        raise serializers.ValidationError("Must be a JSON object.")
+    if "callbackEndpoint" in data and data["callbackEndpoint"] is not None:
+        validate_callback_endpoint(data["callbackEndpoint"])
+    campaign = data.get("campaignId")
+    if campaign is not None and len(str(campaign)) > MAX_ID_LENGTH:
+        raise serializers.ValidationError(
+            f"campaignId must be at most {MAX_ID_LENGTH} characters."
+        )
+
+
 @extend_schema_field(
     {
         "type": "object",
@@ -156,16 +182,7 @@ class MetadataField(serializers.Field):
         super().__init__(required=False, allow_null=True, **kwargs)
 
     def to_internal_value(self, data):
-        if not isinstance(data, dict):
-            raise serializers.ValidationError("Must be a JSON object.")
-        if "callbackEndpoint" in data and data["callbackEndpoint"] is not None:
-            validate_callback_endpoint(data["callbackEndpoint"])
-        # Kept as the job's campaign_id (jobs.services.scheduling), a column of 255.
-        campaign = data.get("campaignId")
-        if campaign is not None and len(str(campaign)) > MAX_ID_LENGTH:
-            raise serializers.ValidationError(
-                f"campaignId must be at most {MAX_ID_LENGTH} characters."
-            )
+        validate_metadata(data)
         return data
 
     def to_representation(self, value):
@@ -283,17 +300,21 @@ class EmailAddressField(StrictCharField):
 
     def to_internal_value(self, data):
         value = super().to_internal_value(data)
-        local, _, domain = value.rpartition("@")
-        try:
-            validate_email(value)
-        except DjangoValidationError:
-            raise serializers.ValidationError("Enter a valid email address.") from None
-        # Django's local-part pattern is ASCII but case-insensitive, so "ſ" and the
-        # Kelvin sign pass as "s" and "k"; an IDN domain stays, but not in a second
-        # spelling of itself (fullwidth "１２３" is "123" once normalized).
-        if not local.isascii() or unicodedata.normalize("NFKC", domain) != domain:
+        if not is_email_address(value):
             raise serializers.ValidationError("Enter a valid email address.")
         return value
+
+
+def is_email_address(value: str) -> bool:
+    local, _, domain = value.rpartition("@")
+    try:
+        validate_email(value)
+    except DjangoValidationError:
+        return False
+    # Django's local-part pattern is ASCII but case-insensitive, so "ſ" and the
+    # Kelvin sign pass as "s" and "k"; an IDN domain stays, but not in a second
+    # spelling of itself (fullwidth "１２３" is "123" once normalized).
+    return local.isascii() and unicodedata.normalize("NFKC", domain) == domain
 
 
 class ScheduleSmsInput(ScheduleCommon):

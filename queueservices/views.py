@@ -40,10 +40,12 @@ IDEMPOTENCY_HEADER = OpenApiParameter(
 
 
 class ScheduleView(LeanAPIView):
+    """Schedule one message: at its due time (now, after `delay` ms, or at `sendAt`)
+    it is POSTed to your backend. Answers at once with the job's id and due time."""
+
     input_serializer: type
     job_type: str
     success_message: str
-    lean_methods = frozenset({"POST"})
 
     def post(self, request):
         data = validated(self.input_serializer, request.data)
@@ -118,7 +120,7 @@ class ScheduleBatchView(APIView):
 
 @extend_schema(tags=["Jobs"])
 class JobStatusView(LeanAPIView):
-    lean_methods = frozenset({"GET"})
+    """One job: its status, when it is due, and every delivery attempt so far."""
 
     @extend_schema(
         responses={

@@ -13,7 +13,14 @@ from jobs.broker import get_queue, get_scheduler, redis_connection
 from jobs.processes.scheduler import PreciseScheduler
 from jobs.services.holds import forget_cached_pauses
 from jobs.workspaces import forget_cached_workspaces
-from tests.support import ROOT, RedisServer, ServiceProcess, start_backend, wait_for
+from tests.support import (
+    ROOT,
+    RedisServer,
+    ServiceClient,
+    ServiceProcess,
+    start_backend,
+    wait_for,
+)
 
 OUTPUT_DIR = Path(os.environ.get("TEST_OUTPUT_DIR", ROOT / "test-output"))
 
@@ -157,3 +164,13 @@ def wait_for_schedulers(count: int = 1, timeout: float = 20.0) -> None:
         timeout=timeout,
         message=f"{count} scheduler(s) to start",
     )
+
+
+@pytest.fixture
+def client():
+    """Django's test client, through the service's FastLane (tests.support)."""
+    from django.test import Client
+
+    test_client = Client()
+    test_client.handler = ServiceClient(test_client.handler)
+    return test_client

@@ -207,7 +207,8 @@ def _wsgi(app, path: str, body: bytes) -> tuple[str, dict, bytes]:
     try:
         content = b"".join(chunks)
     finally:
-        chunks.close()
+        if hasattr(chunks, "close"):  # WSGI: a list (FastLane's answer) has none
+            chunks.close()
     return started["s"], dict(started["h"]), content
 
 
@@ -280,3 +281,59 @@ def test_an_axios_request_is_answered_as_drf_answers_it(client, accept):
     assert lean.status_code == full.status_code == 200
     assert set(lean.json()) == set(full.json())
     assert lean["Content-Type"] == full["Content-Type"] == "application/json"
+
+
+PLAIN_REQUESTS = [
+    ("/api/schedule-sms", {}),
+    ("/api/schedule-sms/", {}),
+    ("/api/schedule-sms", {"CONTENT_TYPE": "application/json; charset=UTF-8"}),
+    ("/api/schedule-sms", {"HTTP_ACCEPT": "application/json, text/plain, */*"}),
+    ("/api/schedule-sms", {"HTTP_IDEMPOTENCY_KEY": "k-plain"}),
+]
+
+
+@pytest.mark.parametrize(("path", "extra"), PLAIN_REQUESTS)
+def test_plain_requests_skip_django_s_handler(client, path, extra):
+    content_type = extra.pop("CONTENT_TYPE", "application/json")
+    response = client.post(path, data=sms({}), content_type=content_type, **extra)
+    assert response.status_code == 200
+    assert getattr(response, "answered_by_fast_lane", False)
+    status = client.get(f"/api/job-status/{response.json()['jobId']}")
+    assert status.status_code == 200 and status.answered_by_fast_lane
+
+
+OTHER_REQUESTS = [
+    ("/api/schedule-sms", {"CONTENT_TYPE": "application/json; charset=latin-1"}),
+    ("/api/schedule-sms", {"CONTENT_TYPE": "text/plain"}),
+    ("/api/schedule-sms", {"HTTP_ORIGIN": "https://app.example.com"}),
+    ("/api/schedule-sms", {"HTTP_ACCEPT": "application/json; indent=2"}),
+    ("/api/schedule-sms", {"HTTP_HOST": "bad host"}),
+    ("/api/schedule-sms?x=1", {}),
+    ("/api/schedule-sms", {"REQUEST_METHOD": "PUT"}),
+]
+
+
+@pytest.mark.parametrize(("path", "extra"), OTHER_REQUESTS)
+def test_other_requests_are_answered_by_django(client, path, extra):
+    content_type = extra.pop("CONTENT_TYPE", "application/json")
+    response = client.generic(
+        extra.pop("REQUEST_METHOD", "POST"),
+        path,
+        data=sms({}),
+        content_type=content_type,
+        **extra,
+    )
+    assert not getattr(response, "answered_by_fast_lane", False)
+
+
+def test_an_error_raised_in_the_fast_lane_is_answered_once_by_drf(client, redis):
+    # The same key again with another body: job_schedule raises the conflict in
+    # FastLane, which hands it to DRF to word (the job is not scheduled again).
+    body = sms({"metadata": {"idempotencyKey": "k-conflict"}})
+    assert ask(client, "/api/schedule-sms", body).status_code == 200
+    other = sms({"message": "else", "metadata": {"idempotencyKey": "k-conflict"}})
+    lean = ask(client, "/api/schedule-sms", other)
+    full = ask(client, "/api/schedule-sms", other, query="drf=1")
+    assert lean.status_code == 409 and not getattr(lean, "answered_by_fast_lane", 0)
+    same(lean, full)
+    assert Job.objects.count() == 1

@@ -24,8 +24,19 @@ class DeliveryJob(Job):
 
 
 def redis_connection() -> Redis:
+    global _last
     config = settings.RQ_QUEUES[settings.QUEUE_NAMES[0]]
-    return _connection_for(tuple(sorted((k, repr(v)) for k, v in config.items())))
+    last_config, connection = _last
+    if last_config is not config:
+        key = tuple(sorted((k, repr(v)) for k, v in config.items()))
+        connection = _connection_for(key)
+        _last = (config, connection)
+    return connection
+
+
+# The settings' config object and its connection, replaced together: every request
+# and worker step asks, and keying on the config's values costs more than the call.
+_last: tuple = (None, None)
 
 
 @lru_cache(maxsize=8)

@@ -2,7 +2,7 @@
 a stock RQ worker's one job (jobs.tasks.deliver) is a batch of one."""
 
 import uuid
-from collections import defaultdict
+from collections import defaultdict, namedtuple
 from datetime import timedelta
 
 from django.db import router
@@ -15,7 +15,7 @@ from jobs.models import Job, JobAttempt
 from jobs.queues import WEBHOOK_QUEUE
 from jobs.ratelimit import retry_times_within_rate
 from jobs.retries import retry_wait_seconds, webhook_waits
-from jobs.rows import insert_rows, update_returning
+from jobs.rows import insert_rows, update_returning, update_where_in
 from jobs.services.holds import jobs_hold_paused
 
 # Rows a worker may start an attempt on. Not `active`: an active row is someone
@@ -86,12 +86,13 @@ def jobs_record_attempts(*, results: list[tuple[Job, Outcome]]) -> dict[str, obj
             decisions[str(job.id)] = broker.FAILED
             _queue_failure_webhook(job)
     for http_status, pks in completed.items():
-        Job.objects.filter(pk__in=pks).update(
-            status=Job.Status.COMPLETED,
-            finished_at=now,
-            last_http_status=http_status,
-            last_error="",
-        )
+        changes = {
+            "status": Job.Status.COMPLETED,
+            "finished_at": now,
+            "last_http_status": http_status,
+            "last_error": "",
+        }
+        update_where_in(Job, changes, pks, using=router.db_for_write(Job))
     for job, outcome in results:
         if outcome.ok:
             job.status, job.finished_at = Job.Status.COMPLETED, now
@@ -99,11 +100,26 @@ def jobs_record_attempts(*, results: list[tuple[Job, Outcome]]) -> dict[str, obj
     return decisions
 
 
+# A JobAttempt row as insert_rows reads it (its fields' attnames), without a model.
+AttemptRow = namedtuple(
+    "AttemptRow",
+    "job_id number started_at duration_ms http_status error succeeded",
+)
+
+
 def _save_attempts(results: list[tuple[Job, Outcome]]) -> None:
     """One statement for the lot. An attempt the watchdog already wrote off as
     stalled is overwritten: its worker was only slow, so what it saw is the truth."""
     rows = [
-        JobAttempt(job_id=job.pk, number=job.attempts, **_attempt_fields(outcome))
+        AttemptRow(
+            job.pk,
+            job.attempts,
+            outcome.started_at,
+            outcome.duration_ms,
+            outcome.http_status,
+            outcome.error,
+            outcome.ok,
+        )
         for job, outcome in results
     ]
     insert_rows(
@@ -141,16 +157,6 @@ def _failure_changes(job: Job, outcome: Outcome, will_retry: bool, now) -> dict:
             status=Job.Status.FAILED, finished_at=now, webhook_status="pending"
         )
     return changes
-
-
-def _attempt_fields(outcome: Outcome) -> dict:
-    return {
-        "started_at": outcome.started_at,
-        "duration_ms": outcome.duration_ms,
-        "http_status": outcome.http_status,
-        "error": outcome.error,
-        "succeeded": outcome.ok,
-    }
 
 
 def _queue_failure_webhook(job: Job) -> None:

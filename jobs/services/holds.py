@@ -12,9 +12,11 @@ either listed by the resume or released by its writer, never left paused.
 import time
 from collections.abc import Iterable
 
+from django.db import router
 from django.db.models import Exists, OuterRef, Q
 
 from jobs.models import Job, PausedScope
+from jobs.rows import any_row
 from jobs.services.chunks import release
 
 Pair = tuple[str, str]  # (campaign_id, workspace_id) of a job
@@ -113,7 +115,7 @@ def jobs_hold_paused(*, job_ids: list) -> list:
     resume places it again (jobs.services.chunks).
     """
     # The common case, no pause anywhere: one read, no write lock.
-    if not PausedScope.objects.exists():
+    if not any_row(PausedScope, using=router.db_for_read(PausedScope)):
         return []
     rows = Job.objects.filter(
         pk__in=job_ids, status__in=[Job.Status.WAITING, Job.Status.DELAYED]

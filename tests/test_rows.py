@@ -1,0 +1,81 @@
+"""jobs.rows makes the same instances the ORM makes, and writes the same rows."""
+
+import uuid
+from datetime import UTC, datetime
+
+import pytest
+from django.db import connection
+
+from jobs.models import Job, JobAttempt
+from jobs.rows import fetch_models, insert_rows
+from jobs.services.attempts import DELIVERY_FIELDS, AttemptRow
+
+pytestmark = pytest.mark.django_db
+
+
+def _job(**changes) -> Job:
+    fields = {
+        "type": Job.Type.SMS,
+        "queue": "send-sms-queue",
+        "workspace_id": "ws-1",
+        "contact_id": "c-1",
+        "payload": {"message": "hi", "n": [1, 2]},
+        "metadata": {"campaignId": "x"},
+        "callback_url": "http://backend/send-sms",
+        "scheduled_for": datetime(2026, 12, 1, 9, tzinfo=UTC),
+        "due_at": datetime(2026, 12, 1, 9, tzinfo=UTC),
+        "max_attempts": 3,
+        **changes,
+    }
+    return Job.objects.create(**fields)
+
+
+def test_fetched_jobs_equal_the_orm_s_with_the_same_fields_deferred():
+    job = _job()
+    sql = "SELECT {} FROM jobs_job WHERE id = %s".format(
+        ", ".join(
+            f.column for f in Job._meta.concrete_fields if f.name in DELIVERY_FIELDS
+        )
+    )
+    pk = Job._meta.pk.get_db_prep_value(job.id, connection)
+    [fast] = fetch_models(Job, sql, [pk], DELIVERY_FIELDS, using="default")
+    orm = Job.objects.only(*DELIVERY_FIELDS).get(pk=job.pk)
+    assert fast.get_deferred_fields() == orm.get_deferred_fields()
+    for name in DELIVERY_FIELDS:
+        assert getattr(fast, name) == getattr(orm, name), name
+    assert (fast._state.adding, fast._state.db) == (False, "default")
+    # A deferred field loads on first use, as the ORM's does.
+    assert fast.contact_id == "c-1"
+    fast.status = Job.Status.COMPLETED
+    fast.save(update_fields=["status"])
+    assert Job.objects.get(pk=job.pk).status == Job.Status.COMPLETED
+
+
+def test_attempts_inserted_from_namedtuples_are_the_model_s_rows():
+    job = _job()
+    started = datetime(2026, 12, 1, 9, 0, 1, tzinfo=UTC)
+    row = AttemptRow(job.pk, 1, started, 12, 500, "HTTP 500", False)
+    insert_rows(JobAttempt, [row], using="default", upsert_on=("job", "number"))
+    # The same number again: the row is overwritten, not doubled.
+    again = row._replace(http_status=200, error="", succeeded=True)
+    insert_rows(JobAttempt, [again], using="default", upsert_on=("job", "number"))
+    [stored] = JobAttempt.objects.filter(job=job)
+    assert (stored.number, stored.started_at, stored.duration_ms) == (1, started, 12)
+    assert (stored.http_status, stored.error, stored.succeeded) == (200, "", True)
+    assert uuid.UUID(str(stored.job_id)) == job.id
+
+
+def test_any_row_and_update_where_in_as_the_orm():
+    from jobs.models import PausedScope
+    from jobs.rows import any_row, update_where_in
+
+    assert not any_row(PausedScope, using="default")
+    PausedScope.objects.create(workspace_id="ws-1", paused_at=datetime.now(UTC))
+    assert any_row(PausedScope, using="default")
+    first, second, third = _job(), _job(), _job()
+    now = datetime(2026, 12, 1, 9, 0, 2, tzinfo=UTC)
+    changes = {"status": Job.Status.COMPLETED, "finished_at": now, "last_error": ""}
+    update_where_in(Job, changes, [first.pk, second.pk], using="default")
+    done = Job.objects.filter(status=Job.Status.COMPLETED, finished_at=now)
+    assert set(done.values_list("pk", flat=True)) == {first.pk, second.pk}
+    assert Job.objects.get(pk=third.pk).finished_at is None
