@@ -142,6 +142,11 @@ SPECTACULAR_SETTINGS = {
     # Paths without their optional trailing slash, the seed's endpoints first, grouped
     # by tag (docs/api.md; docs/openapi.yaml is this schema, checked by a test).
     "PREPROCESSING_HOOKS": ["queueservices.schema.preprocess_paths"],
+    # drf-spectacular's own enum hook, then the OpenAPI links between job operations.
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "queueservices.schema.add_job_links",
+    ],
     "SORT_OPERATIONS": False,
     # The order /api/docs shows its groups in (each view names its tag).
     "TAGS": [

@@ -62,6 +62,25 @@ class BatchJSONParser(BaseParser):
         return parse_bounded(stream, settings.BATCH_MAX_REQUEST_BYTES)
 
 
+def _nul_at(value, path: str) -> str | None:
+    """Where the first NUL is (a dotted path, "" at the top), or None."""
+    if isinstance(value, str):
+        return path if "\x00" in value else None
+    if isinstance(value, dict):
+        items = value.items()
+    elif isinstance(value, list):
+        items = ((str(n), item) for n, item in enumerate(value))
+    else:
+        return None
+    for key, item in items:
+        here = f"{path}.{key}" if path else key
+        if "\x00" in key:
+            return here
+        if (found := _nul_at(item, here)) is not None:
+            return found
+    return None
+
+
 def parse_bounded(stream, limit: int):
     raw = stream.read(limit + 1) if stream is not None else b""
     if len(raw) > limit:
@@ -72,11 +91,17 @@ def parse_bounded(stream, limit: int):
 def parse_json(raw: bytes):
     """The strict JSON in `raw`, or DRF's ParseError / ValidationError."""
     try:
-        return json.loads(
-            raw.decode("utf-8"),
-            parse_constant=_reject_constant,
-            object_pairs_hook=_unique_keys,
+        text = raw.decode("utf-8")
+        data = json.loads(
+            text, parse_constant=_reject_constant, object_pairs_hook=_unique_keys
         )
+        # PostgreSQL stores no NUL in text or jsonb (a 500, not an answer): refused
+        # in any string, key or value, at any depth. The walk only when one may be.
+        if "\\u0000" in text and (where := _nul_at(data, "")) is not None:
+            where = where.replace("\x00", "\\u0000") or "body"
+            message = f"No string may hold a NUL character (\\u0000): {where}."
+            raise ValidationError({where.split(".")[0]: [message]})
+        return data
     except DuplicateKey as exc:
         key = json.dumps(exc.args[0][:100], ensure_ascii=False)
         message = f"The key {key} appears twice in one object: give each key once."

@@ -31,7 +31,7 @@ from queueservices.serializers import (
     delay_error,
     id_error,
     is_email_address,
-    validate_callback_endpoint,
+    validate_metadata,
 )
 
 # DRF's CharField refuses NUL and lone surrogates (its two prohibit validators).
@@ -119,14 +119,10 @@ def _boolean(field, value):
 
 
 def _metadata(field, value):
-    if not isinstance(value, dict):
+    try:
+        validate_metadata(value)
+    except serializers.ValidationError:
         return False, value
-    endpoint = value.get("callbackEndpoint")
-    if endpoint is not None:
-        try:
-            validate_callback_endpoint(endpoint)
-        except serializers.ValidationError:
-            return False, value
     return True, value
 
 

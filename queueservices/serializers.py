@@ -32,7 +32,8 @@ from jobs.workspaces import workspace_rules
 E164 = re.compile(r"^\+[1-9][0-9]{1,14}$")
 # Characters allowed in a path (and query) by RFC 3986, minus '@' and '\'.
 PATH_CHARS = re.compile(r"^/[A-Za-z0-9\-._~!$&'()*+,;=:/?%]*$")
-MAX_ENDPOINT_LENGTH = 2048
+# The callback URL (the backend's URL and the path) is kept in Job.callback_url.
+MAX_CALLBACK_URL_LENGTH = Job._meta.get_field("callback_url").max_length
 MAX_ID_LENGTH = 255
 MAX_IDEMPOTENCY_KEY = 255
 
@@ -118,14 +119,25 @@ def delay_error(data) -> str | None:
     return None
 
 
+def max_endpoint_length() -> int:
+    """The longest path whose callback URL, with either backend URL, fits its
+    column (PostgreSQL refuses a longer one: a 500, not an answer)."""
+    longest = max(len(settings.SMS_API_URL), len(settings.EMAIL_API_URL))
+    return MAX_CALLBACK_URL_LENGTH - longest
+
+
 def validate_callback_endpoint(value) -> None:
     """A plain absolute path: nothing that could change the backend host."""
     if not isinstance(value, str):
         raise serializers.ValidationError("callbackEndpoint must be a string.")
+    if len(value) > max_endpoint_length():
+        raise serializers.ValidationError(
+            f"callbackEndpoint must be at most {max_endpoint_length()} characters "
+            f"(with the backend's URL, {MAX_CALLBACK_URL_LENGTH})."
+        )
     decoded = unquote(value)
     unsafe = (
-        len(value) > MAX_ENDPOINT_LENGTH
-        or not PATH_CHARS.fullmatch(value)
+        not PATH_CHARS.fullmatch(value)
         or any(part in decoded for part in ("//", "..", "@", "\\", "#"))
         or any(ord(char) < 32 or ord(char) == 127 for char in decoded)
     )
@@ -133,6 +145,20 @@ def validate_callback_endpoint(value) -> None:
         raise serializers.ValidationError(
             "callbackEndpoint must be a plain path such as /send-sms "
             "(no scheme, host, '//', '..', '@', '\\' or control characters)."
+        )
+
+
+def validate_metadata(data) -> None:
+    """An object; its callbackEndpoint a plain path, its campaignId one that fits
+    the job's campaign_id column (jobs.services.scheduling keeps it as text)."""
+    if not isinstance(data, dict):
+        raise serializers.ValidationError("Must be a JSON object.")
+    if "callbackEndpoint" in data and data["callbackEndpoint"] is not None:
+        validate_callback_endpoint(data["callbackEndpoint"])
+    campaign = data.get("campaignId")
+    if campaign is not None and len(str(campaign)) > MAX_ID_LENGTH:
+        raise serializers.ValidationError(
+            f"campaignId must be at most {MAX_ID_LENGTH} characters."
         )
 
 
@@ -144,6 +170,8 @@ def validate_callback_endpoint(value) -> None:
         "properties": {
             "callbackEndpoint": {"type": "string", "pattern": r"^/[A-Za-z0-9\-_~/]*$"},
             "idempotencyKey": {"type": "string", "minLength": 1, "maxLength": 255},
+            # Any JSON value, kept as text: at most MAX_ID_LENGTH characters.
+            "campaignId": {"maxLength": MAX_ID_LENGTH},
         },
     }
 )
@@ -154,10 +182,7 @@ class MetadataField(serializers.Field):
         super().__init__(required=False, allow_null=True, **kwargs)
 
     def to_internal_value(self, data):
-        if not isinstance(data, dict):
-            raise serializers.ValidationError("Must be a JSON object.")
-        if "callbackEndpoint" in data and data["callbackEndpoint"] is not None:
-            validate_callback_endpoint(data["callbackEndpoint"])
+        validate_metadata(data)
         return data
 
     def to_representation(self, value):

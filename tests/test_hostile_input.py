@@ -43,6 +43,51 @@ def sms_text(*pairs: str) -> str:
     return "{" + ", ".join(fields + list(pairs)) + "}"
 
 
+# --- a NUL in any string --------------------------------------------------------------
+
+SMS_ITEM = {**SMS, "type": "sms"}
+# PostgreSQL keeps no NUL in text or jsonb: each of these was a 500 there, not an
+# answer (DRF's CharField refuses one by itself; ids, metadata and keys are ours).
+WITH_NUL = [
+    ("/api/schedule-sms", {**SMS, "contactId": "a\x00"}),
+    ("/api/schedule-sms", {**SMS, "workspaceId": "\x00"}),
+    ("/api/schedule-sms", {**SMS, "metadata": {"campaignId": "spring\x00"}}),
+    ("/api/schedule-sms", {**SMS, "metadata": {"idempotencyKey": "k\x00"}}),
+    ("/api/schedule-sms", {**SMS, "metadata": {"note\x00": "a key"}}),
+    ("/api/schedule-sms", {**SMS, "metadata": {"deep": [{"x": ["\x00"]}]}}),
+    ("/api/schedule-email", {**EMAIL, "contactId": "\x00"}),
+    ("/api/schedule-batch", {"messages": [{**SMS_ITEM, "contactId": "\x00"}]}),
+]  # fmt: skip
+
+
+# Via the lean path and, with a query string, through DRF's dispatch and parser.
+@pytest.mark.parametrize("via", ["", "?via=drf"])
+@pytest.mark.parametrize(
+    "path, body", WITH_NUL, ids=[f"{path} {n}" for n, (path, _) in enumerate(WITH_NUL)]
+)
+def test_a_nul_in_any_string_of_a_body_is_refused(client, redis, path, body, via):
+    details = assert_error(post(client, path + via, body), 400)["details"]
+    assert "NUL" in json.dumps(details), details
+    assert Job.objects.count() == 0 and scheduled_count() == 0
+    assert not redis.keys("rq:queue:*")
+
+
+def test_a_nul_in_a_reschedule_body_leaves_the_job_as_it_was(client):
+    job_id = schedule(client, delay=60_000)
+    before = Job.objects.get(pk=job_id).scheduled_for
+    body = {"delay": 120_000, "timezone": "UTC\x00"}
+    assert_error(client.patch(f"/api/jobs/{job_id}", body, "application/json"), 400)
+    assert Job.objects.get(pk=job_id).scheduled_for == before
+
+
+def test_an_escaped_backslash_before_u0000_is_no_nul(client):
+    # The text \u0000 (a backslash, then "u0000") is six ordinary characters.
+    body = {**SMS, "message": "C:\\u0000"}
+    assert "\\\\u0000" in json.dumps(body)
+    response = post(client, "/api/schedule-sms", body)
+    assert response.status_code == 200, response.content
+
+
 # --- a key twice ----------------------------------------------------------------------
 
 DUPLICATED = [
