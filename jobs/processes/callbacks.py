@@ -98,11 +98,15 @@ def _serve(calls, outcomes, slots: int, workers_ends) -> None:
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     loop = uvloop.new_event_loop()
     asyncio.set_event_loop(loop)
+    code = 0
     try:
         loop.run_until_complete(_callbacks(loop, calls, outcomes, slots))
+    except BaseException:  # noqa: BLE001 - said, then the worker writes them off
+        logger.exception("the callbacks process failed")
+        code = 1
     finally:
         # A fork of the worker: none of its exit handlers (RQ's, Django's) is ours.
-        os._exit(0)
+        os._exit(code)
 
 
 async def _callbacks(loop, calls, outcomes, slots: int) -> None:
@@ -130,19 +134,24 @@ async def _callbacks(loop, calls, outcomes, slots: int) -> None:
         if len(finished) == 1:
             loop.call_soon(flush)  # with whatever else finishes in this turn
 
-    def readable() -> None:
-        try:
-            batch = calls.recv()
-        except (EOFError, OSError):
-            loop.remove_reader(calls.fileno())
-            closed.set()
-            return
+    def start(batch: list[Call]) -> None:
         for job in batch:
             task = loop.create_task(call(job))
             in_flight.add(task)
             task.add_done_callback(in_flight.discard)
 
-    loop.add_reader(calls.fileno(), readable)
+    def receive() -> None:
+        # A thread of blocking reads: a message is read whole, which the loop's
+        # non-blocking reader would have to reassemble.
+        while True:
+            try:
+                batch = calls.recv()
+            except (EOFError, OSError):
+                loop.call_soon_threadsafe(closed.set)
+                return
+            loop.call_soon_threadsafe(start, batch)
+
+    threading.Thread(target=receive, daemon=True, name="calls").start()
     await closed.wait()
     while in_flight:
         await asyncio.wait(set(in_flight))

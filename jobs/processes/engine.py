@@ -170,8 +170,11 @@ class DeliveryEngine:
     def _written_off(self) -> list:
         """The callbacks process died: what it had in flight is recorded as lost
         (retried at once; the backend may have had it), and a new one starts."""
+        self._callbacks.process.join(1)
         logger.error(
-            "the callbacks process exited; %d attempt(s) lost", len(self._calls)
+            "the callbacks process exited (code %s); %d attempt(s) lost",
+            self._callbacks.process.exitcode,
+            len(self._calls),
         )
         self._callbacks = self._start_callbacks()
         error = "attempt lost: the worker's callbacks process exited"
