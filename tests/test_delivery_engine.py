@@ -2,6 +2,7 @@
 slow one, a workspace holds at most its share of the slots, a stop finishes
 what is in flight."""
 
+import os
 import signal
 import time
 
@@ -120,13 +121,71 @@ def test_an_idle_worker_waits_past_the_redis_socket_timeout(
 
 def test_the_engine_opens_its_http_session_before_it_takes_a_job():
     # CI once saw the first callbacks of a worker fail with "'NoneType' object has
-    # no attribute 'post'": they were handed to the loop while it was still opening
-    # its session. The engine is usable only once the session is there.
+    # no attribute 'post'": they were handed over while the session was still being
+    # opened. The engine is usable only once its callbacks process says it is ready.
     from jobs.processes.engine import DeliveryEngine
 
-    for _ in range(20):
+    for _ in range(5):
         engine = DeliveryEngine("w", ["send-sms-queue"])
         try:
-            assert engine._session is not None
+            assert engine._callbacks.process.is_alive()
         finally:
             engine.close()
+        assert not engine._callbacks.process.is_alive()
+
+
+def callbacks_pid(worker_process) -> int:
+    """The worker's callbacks process (jobs.processes.callbacks), once it runs."""
+    from tests.support import descendants
+
+    found = []
+
+    def forked():
+        found[:] = descendants(worker_process.process.pid)
+        return bool(found)
+
+    wait_for(forked, timeout=10)
+    return found[-1]
+
+
+def test_a_killed_callbacks_process_loses_its_attempts_and_is_replaced(
+    client, backend, start_process
+):
+    from jobs.models import JobAttempt
+
+    slow = [sms(client, "A") for _ in range(3)]
+    for job_id in slow:
+        backend.plan[job_id] = [2.0]  # answered 2 s later: in flight when killed
+    process = worker(start_process)
+    # The retries are due at once: the scheduler queues them.
+    start_process("scheduler", procfile()["scheduler"])
+    wait_for(lambda: len(backend.to("/send-sms")) == 3, timeout=10)
+    first = callbacks_pid(process)
+    os.kill(first, signal.SIGKILL)
+
+    # Each in-flight attempt is written off as lost and made again at once by a
+    # new callbacks process; the worker itself carries on.
+    wait_for(
+        lambda: Job.objects.filter(pk__in=slow, status="completed").count() == 3,
+        timeout=15,
+    )
+    for job_id in slow:
+        attempts = JobAttempt.objects.filter(job_id=job_id).order_by("number")
+        assert [a.succeeded for a in attempts] == [False, True]
+        assert "callbacks process exited" in attempts[0].error
+    assert process.process.poll() is None
+    assert callbacks_pid(process) != first
+    later = sms(client, "B")
+    wait_for(lambda: backend.for_job(later), timeout=5)
+
+
+def test_the_callbacks_process_ends_with_its_worker(client, backend, start_process):
+    from tests.support import running
+
+    process = worker(start_process)
+    job_id = sms(client, "A")
+    wait_for(lambda: backend.for_job(job_id), timeout=10)
+    child = callbacks_pid(process)
+    process.process.kill()
+    # The pipe's end of file: nothing is left behind by a worker killed outright.
+    wait_for(lambda: not running(child), timeout=10)

@@ -1,28 +1,28 @@
 """The delivery engine inside our RQ worker: callbacks flow continuously.
 
-Up to WORKER_CONCURRENCY callbacks are in flight at once, on one asyncio loop
-with aiohttp (a thread of its own: the HTTP waits); the loop is uvloop's, 10-20%
-less worker CPU per callback than asyncio's own (bench/drain_workers.py). The
-worker's main thread claims a job the moment a slot frees (no batch barrier: a
-slow callback holds one slot and nothing else), starts its attempt, and records
-outcomes in bulk, every WORKER_FLUSH_MS or WORKER_FLUSH_MAX outcomes, whichever
-comes first (one transaction, one Redis pipeline). A workspace holds at most
+Up to WORKER_CONCURRENCY callbacks are in flight at once, made by the worker's
+callbacks process (jobs.processes.callbacks: aiohttp on uvloop, forked when the
+engine starts, so that the HTTP work and this process's bookkeeping run on two
+cores instead of sharing one interpreter lock). The worker's main thread claims a
+job the moment a slot frees (no batch barrier: a slow callback holds one slot and
+nothing else), starts its attempt, hands it over, and records outcomes in bulk,
+every WORKER_FLUSH_MS or WORKER_FLUSH_MAX outcomes, whichever comes first (one
+transaction, one Redis pipeline). A workspace holds at most
 WORKER_MAX_SLOTS_PER_WORKSPACE slots; its other jobs wait in Redis
 (jobs.broker.claim), so one tenant's hanging backend leaves the others flowing.
 """
 
-import asyncio
 import logging
 import queue
-import threading
 import time
 from collections import Counter
+from dataclasses import replace
 
-import uvloop
 from django.conf import settings
 from django.db import close_old_connections
 
 from jobs import broker, delivery, services
+from jobs.processes.callbacks import Call, CallbackProcess
 
 logger = logging.getLogger(__name__)
 
@@ -34,6 +34,8 @@ IDLE_S = 1.0
 # How often a busy engine lets the worker run one job of its other queues (the
 # failure webhook: an ordinary RQ job, run by RQ's own code in this thread).
 OTHERS_EVERY_S = 1.0
+# Put in the outcomes queue when the callbacks process ended unasked.
+EXITED = object()
 
 
 class DeliveryEngine:
@@ -51,50 +53,19 @@ class DeliveryEngine:
         self._finished: list[services.Finished] = []
         self._skipped: list[broker.Claimed] = []
         self._oldest = 0.0
-        self._loop = uvloop.new_event_loop()
-        self._session = None
-        opened = threading.Event()
-        thread = threading.Thread(
-            target=self._run_loop, args=(opened,), daemon=True, name="callbacks"
+        self._calls: dict[str, tuple[broker.Claimed, object]] = {}
+        self._callbacks = self._start_callbacks()
+
+    # --- the callbacks process ------------------------------------------------------
+    def _start_callbacks(self) -> CallbackProcess:
+        return CallbackProcess(
+            self.slots,
+            on_outcomes=lambda batch: self._done.put(batch),
+            on_exit=lambda: self._done.put(EXITED),
         )
-        thread.start()
-        # No claim before the session exists: a callback handed to the loop while
-        # _open ran would start in that run and find no session (seen under load).
-        if not opened.wait(30):
-            raise RuntimeError("the callbacks thread did not open its HTTP session")
-
-    # --- the HTTP thread --------------------------------------------------------------
-    def _run_loop(self, opened: threading.Event) -> None:
-        asyncio.set_event_loop(self._loop)
-        self._session = self._loop.run_until_complete(self._open())
-        opened.set()
-        self._loop.run_forever()
-
-    async def _open(self):
-        return delivery.http_session_async(self.slots)
-
-    def _call_all(self, started) -> None:
-        # In the loop's thread: one task per callback.
-        for claimed, job in started:
-            self._loop.create_task(self._call(claimed, job))
-
-    async def _call(self, claimed, job) -> None:
-        due = job.scheduled_for
-        try:
-            outcome = await delivery.deliver_job_async(self._session, job)
-        except Exception as exc:  # noqa: BLE001 - recorded as a failed attempt
-            logger.exception("callback of job %s failed unexpectedly", job.id)
-            outcome = delivery.failed_outcome(f"{type(exc).__name__}: {exc}")
-        self._done.put(services.Finished(claimed, job, outcome, due))
 
     def close(self) -> None:
-        async def shut():
-            if self._session is not None:
-                await self._session.close()
-            self._loop.stop()
-
-        if self._loop.is_running():
-            asyncio.run_coroutine_threadsafe(shut(), self._loop)
+        self._callbacks.close()
 
     # --- the main thread --------------------------------------------------------------
     def run(self, first: list[broker.Claimed], stopping, others, linger=True) -> int:
@@ -158,7 +129,13 @@ class DeliveryEngine:
             self._inflight[c.job_id] = c
             self._held[c.workspace] += 1
         if started:
-            self._loop.call_soon_threadsafe(self._call_all, started)
+            calls = []
+            for claimed_job, job in started:
+                self._calls[claimed_job.job_id] = (claimed_job, job)
+                calls.append(
+                    Call(str(job.id), job.attempts, job.callback_url, job.payload)
+                )
+            self._callbacks.send(calls)
         if skipped and not self._oldest:
             self._oldest = time.monotonic()
 
@@ -167,11 +144,17 @@ class DeliveryEngine:
         their slots, and record them when the batch is due."""
         got = 0
         try:
-            item = self._done.get(timeout=wait) if wait else self._done.get_nowait()
+            batch = self._done.get(timeout=wait) if wait else self._done.get_nowait()
             while True:
-                self._finish(item)
-                got += 1
-                item = self._done.get_nowait()
+                if batch is EXITED:
+                    batch = self._written_off()
+                for job_id, outcome in batch:
+                    claimed, job = self._calls.pop(job_id)
+                    self._finish(
+                        services.Finished(claimed, job, outcome, job.scheduled_for)
+                    )
+                    got += 1
+                batch = self._done.get_nowait()
         except queue.Empty:
             pass
         pending = len(self._finished) + len(self._skipped)
@@ -182,6 +165,22 @@ class DeliveryEngine:
         ):
             self._flush()
         return got
+
+    def _written_off(self) -> list:
+        """The callbacks process died: what it had in flight is recorded as lost
+        (retried at once; the backend may have had it), and a new one starts."""
+        self._callbacks.process.join(1)
+        logger.error(
+            "the callbacks process exited (code %s); %d attempt(s) lost",
+            self._callbacks.process.exitcode,
+            len(self._calls),
+        )
+        self._callbacks = self._start_callbacks()
+        error = "attempt lost: the worker's callbacks process exited"
+        return [
+            (job_id, replace(delivery.failed_outcome(error), lost=True))
+            for job_id in list(self._calls)
+        ]
 
     def _finish(self, finished: services.Finished) -> None:
         claimed = self._inflight.pop(finished.claimed.job_id)
