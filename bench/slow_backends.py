@@ -78,7 +78,8 @@ class Backend:
 
 
 class PeakRss:
-    """The most resident memory of one process, sampled every 50 ms."""
+    """The most resident memory of one process and its children (the worker's
+    callbacks process), summed, sampled every 50 ms."""
 
     def __init__(self, pid: int):
         self.pid, self.peak, self._done = pid, 0, threading.Event()
@@ -86,13 +87,27 @@ class PeakRss:
 
     def _sample(self):
         while not self._done.wait(0.05):
-            for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
-                if line.startswith("VmRSS:"):
-                    self.peak = max(self.peak, int(line.split()[1]))
+            total = sum(_rss_kib(pid) for pid in [self.pid, *_children(self.pid)])
+            self.peak = max(self.peak, total)
 
     def stop(self) -> float:
         self._done.set()
         return round(self.peak / 1024, 1)
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        found += [int(c) for c in (task / "children").read_text().split()]
+    return found
+
+
+def _rss_kib(pid: int) -> int:
+    try:
+        lines = Path(f"/proc/{pid}/status").read_text().splitlines()
+    except OSError:
+        return 0
+    return next((int(x.split()[1]) for x in lines if x.startswith("VmRSS:")), 0)
 
 
 def schedule(specs: list) -> None:
