@@ -12,7 +12,8 @@ The lean handler's plain schedule and job-status requests are answered by
 queueservices.lean.FastLane before they reach it.
 
 Before either, a URL or headers over MAX_URL_BYTES / MAX_HEADER_BYTES are refused
-in the API's error shape (config.limits).
+in the API's error shape, and a chunked body is read (up to the path's body limit)
+and given a Content-Length (config.limits).
 """
 
 import re
@@ -21,11 +22,12 @@ from contextlib import contextmanager
 from django.conf import settings
 from django.core.handlers.wsgi import WSGIHandler
 
-from config.limits import HeadLimits
+from config.limits import HeadLimits, read_chunked
 from queueservices import views
 from queueservices.lean import FastLane, Route
 
 HOT_PATHS = re.compile(r"^/api/(schedule-(sms|email|batch)|job-status/)")
+BATCH_PATH = re.compile(r"^/api/schedule-batch/?$")
 
 
 class ApiLane:
@@ -41,7 +43,14 @@ class ApiLane:
         refused = self.limits.refuse(environ, start_response)
         if refused is not None:
             return refused
-        lane = self.lean if HOT_PATHS.match(environ.get("PATH_INFO", "")) else self.full
+        path = environ.get("PATH_INFO", "")
+        limit = settings.MAX_REQUEST_BYTES
+        if BATCH_PATH.match(path):
+            limit = settings.BATCH_MAX_REQUEST_BYTES
+        refused = read_chunked(environ, start_response, limit)
+        if refused is not None:
+            return refused
+        lane = self.lean if HOT_PATHS.match(path) else self.full
         return lane(environ, start_response)
 
 

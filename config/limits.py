@@ -8,7 +8,9 @@ when the head arrives in few reads) or more than 100 headers (431), malformed HT
 ours and granian's as every other error: {"success": false, "error": ..., ...}.
 """
 
+import io
 import json
+from http import HTTPStatus
 
 from django.conf import settings
 
@@ -33,6 +35,22 @@ class HeadLimits:
             error = f"The request headers are larger than {self.max_headers} bytes."
             return _refuse(start_response, "431 Request Header Fields Too Large", error)
         return None
+
+
+def read_chunked(environ, start_response, limit: int) -> list[bytes] | None:
+    """A chunked body (no Content-Length: granian hands it over whole, Django
+    would read it as empty) read up to `limit` bytes and given its length, so that
+    the request goes on as any other; over the limit, the answer (a 413, started)."""
+    if "CONTENT_LENGTH" in environ:
+        return None
+    if "chunked" not in environ.get("HTTP_TRANSFER_ENCODING", "").lower():
+        return None
+    raw = environ["wsgi.input"].read(limit + 1)
+    if len(raw) > limit:
+        error = f"The request body is larger than {limit} bytes."
+        return _refuse(start_response, f"413 {HTTPStatus(413).phrase}", error)
+    environ["wsgi.input"], environ["CONTENT_LENGTH"] = io.BytesIO(raw), str(len(raw))
+    return None
 
 
 def _refuse(start_response, status: str, error: str) -> list[bytes]:
