@@ -115,11 +115,23 @@ def update_where_in(model, changes: dict, where_in: list, *, using: str) -> None
     ORM's filter(pk__in=...).update(...) without building the query each time."""
     if not where_in:
         return
-    connection = connections[using]
+    sql, params = _update_by_pk(model, changes, (), where_in, connections[using])
+    with connections[using].cursor() as cursor:
+        cursor.execute(sql, params)
+
+
+def _update_by_pk(model, changes: dict, increments: tuple, where_in: list, connection):
+    """The statement UPDATE … SET … WHERE pk IN (…) and its parameters: `changes`
+    set to their values (prepared as the ORM prepares them), `increments` plus 1."""
     meta, quote = model._meta, connection.ops.quote_name
+    column = {
+        name: quote(meta.get_field(name).column) for name in [*changes, *increments]
+    }
+    set_sql = [f"{column[name]} = %s" for name in changes]
+    set_sql += [f"{column[name]} = {column[name]} + 1" for name in increments]
     sql = "UPDATE {} SET {} WHERE {} IN ({})".format(
         quote(meta.db_table),
-        ", ".join(f"{quote(meta.get_field(name).column)} = %s" for name in changes),
+        ", ".join(set_sql),
         quote(meta.pk.column),
         ", ".join(["%s"] * len(where_in)),
     )
@@ -128,8 +140,7 @@ def update_where_in(model, changes: dict, where_in: list, *, using: str) -> None
         for name, value in changes.items()
     ]
     params += [meta.pk.get_db_prep_value(pk, connection) for pk in where_in]
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
+    return sql, params
 
 
 def update_returning(
@@ -154,26 +165,14 @@ def update_returning(
     if not where_in:
         return []
     connection = connections[using]
-    meta, quote = model._meta, connection.ops.quote_name
-    touched = [*changes, *increments]
-    column = {name: quote(meta.get_field(name).column) for name in touched}
-    set_sql = [f"{column[name]} = %s" for name in changes]
-    set_sql += [f"{column[name]} = {column[name]} + 1" for name in increments]
+    quote = connection.ops.quote_name
+    sql, params = _update_by_pk(model, changes, increments, where_in, connection)
     fields = _returned(model, tuple(returning))
-    sql = "UPDATE {} SET {} WHERE {} IN ({}) AND {} IN ({}) RETURNING {}".format(
-        quote(meta.db_table),
-        ", ".join(set_sql),
-        quote(meta.pk.column),
-        ", ".join(["%s"] * len(where_in)),
-        quote(meta.get_field("status").column),
+    sql += " AND {} IN ({}) RETURNING {}".format(
+        quote(model._meta.get_field("status").column),
         ", ".join(["%s"] * len(where_status)),
         ", ".join(quote(f.column) for f in fields),
     )
-    params = [
-        meta.get_field(name).get_db_prep_save(value, connection)
-        for name, value in changes.items()
-    ]
-    params += [meta.pk.get_db_prep_value(pk, connection) for pk in where_in]
     params += list(where_status)
     return fetch_models(model, sql, params, tuple(returning), using=using)
 

@@ -46,14 +46,14 @@ class DeliveryEngine:
         self.share = settings.WORKER_MAX_SLOTS_PER_WORKSPACE
         self.flush_s = settings.WORKER_FLUSH_MS / 1000
         self.flush_max = settings.WORKER_FLUSH_MAX
-        self._inflight: dict[str, broker.Claimed] = {}
+        # Job id -> its claim and its job, while its callback is in flight.
+        self._inflight: dict[str, tuple[broker.Claimed, object]] = {}
         self._held: Counter[str] = Counter()
         self._linger = True
         self._done: queue.SimpleQueue = queue.SimpleQueue()
         self._finished: list[services.Finished] = []
         self._skipped: list[broker.Claimed] = []
         self._oldest = 0.0
-        self._calls: dict[str, tuple[broker.Claimed, object]] = {}
         self._callbacks = self._start_callbacks()
 
     # --- the callbacks process ------------------------------------------------------
@@ -125,17 +125,16 @@ class DeliveryEngine:
             return
         started, skipped = services.start_claimed(claimed, worker=self.worker)
         self._skipped += skipped
-        for c, _ in started:
-            self._inflight[c.job_id] = c
+        for c, job in started:
+            self._inflight[c.job_id] = (c, job)
             self._held[c.workspace] += 1
         if started:
-            calls = []
-            for claimed_job, job in started:
-                self._calls[claimed_job.job_id] = (claimed_job, job)
-                calls.append(
+            self._callbacks.send(
+                [
                     Call(str(job.id), job.attempts, job.callback_url, job.payload)
-                )
-            self._callbacks.send(calls)
+                    for _, job in started
+                ]
+            )
         if skipped and not self._oldest:
             self._oldest = time.monotonic()
 
@@ -149,7 +148,7 @@ class DeliveryEngine:
                 if batch is EXITED:
                     batch = self._written_off()
                 for job_id, outcome in batch:
-                    claimed, job = self._calls.pop(job_id)
+                    claimed, job = self._inflight[job_id]
                     self._finish(
                         services.Finished(claimed, job, outcome, job.scheduled_for)
                     )
@@ -173,17 +172,18 @@ class DeliveryEngine:
         logger.error(
             "the callbacks process exited (code %s); %d attempt(s) lost",
             self._callbacks.process.exitcode,
-            len(self._calls),
+            len(self._inflight),
         )
         self._callbacks = self._start_callbacks()
         error = "attempt lost: the worker's callbacks process exited"
         return [
             (job_id, replace(delivery.failed_outcome(error), lost=True))
-            for job_id in list(self._calls)
+            for job_id in list(self._inflight)
         ]
 
     def _finish(self, finished: services.Finished) -> None:
-        claimed = self._inflight.pop(finished.claimed.job_id)
+        claimed = finished.claimed
+        del self._inflight[claimed.job_id]
         self._held[claimed.workspace] -= 1
         if not self._held[claimed.workspace]:
             del self._held[claimed.workspace]

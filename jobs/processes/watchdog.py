@@ -24,12 +24,12 @@ from django.utils import timezone
 
 from jobs import broker, metrics, services
 from jobs.models import Job
+from jobs.services.chunks import PENDING
 
 logger = logging.getLogger(__name__)
 
 # Rows looked at per pass; a backlog is worked through over several passes.
 BATCH = 1000
-PENDING = [Job.Status.WAITING, Job.Status.DELAYED]
 
 
 def run_pass() -> dict[str, int]:
