@@ -46,6 +46,18 @@ def _queues_use_test_redis(redis_server):
         yield
 
 
+@pytest.fixture
+def primary_and_replica():
+    """A Redis primary of the test's own and one replica of it."""
+    primary = RedisServer()
+    primary.start()
+    replica = RedisServer(replica_of=primary.port)
+    replica.start()
+    yield primary, replica
+    replica.stop()
+    primary.stop()
+
+
 @pytest.fixture(autouse=True)
 def redis(redis_server):
     """The test Redis, emptied before each test."""

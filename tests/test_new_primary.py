@@ -9,7 +9,7 @@ from django.test.utils import override_settings
 from jobs import broker
 from jobs.models import Job
 from jobs.processes import watchdog
-from tests.support import RedisServer, queues_on, schedule, scheduled_at, wait_for
+from tests.support import queues_on, schedule, scheduled_at, wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -54,25 +54,20 @@ def test_a_new_primary_holding_every_job_gets_nothing_twice(client, redis):
     assert broker.unreconciled_primary() is None
 
 
-def test_a_promoted_replica_is_a_new_primary_restarted_redis_too(settings):
-    primary = RedisServer()
-    primary.start()
-    replica = RedisServer(replica_of=primary.port)
-    replica.start()
-    try:
-        with override_settings(RQ_QUEUES=queues_on(primary.port, settings)):
-            reconciled_now()
-            assert broker.unreconciled_primary() is None
-        # The replica copied the mark, with its primary's run id.
-        wait_for(lambda: replica.client().dbsize() > 0, message="replication")
-        replica.client().replicaof("NO", "ONE")
-        with override_settings(RQ_QUEUES=queues_on(replica.port, settings)):
-            run_id = broker.unreconciled_primary()
-            assert run_id == replica.client().info("server")["run_id"]
-        with override_settings(RQ_QUEUES=queues_on(primary.port, settings)):
-            primary.stop()
-            primary.start()  # a new run id: what it holds is checked again
-            assert broker.unreconciled_primary() is not None
-    finally:
-        replica.stop()
+def test_a_promoted_replica_is_a_new_primary_restarted_redis_too(
+    settings, primary_and_replica
+):
+    primary, replica = primary_and_replica
+    with override_settings(RQ_QUEUES=queues_on(primary.port, settings)):
+        reconciled_now()
+        assert broker.unreconciled_primary() is None
+    # The replica copied the mark, with its primary's run id.
+    wait_for(lambda: replica.client().dbsize() > 0, message="replication")
+    replica.client().replicaof("NO", "ONE")
+    with override_settings(RQ_QUEUES=queues_on(replica.port, settings)):
+        run_id = broker.unreconciled_primary()
+        assert run_id == replica.client().info("server")["run_id"]
+    with override_settings(RQ_QUEUES=queues_on(primary.port, settings)):
         primary.stop()
+        primary.start()  # a new run id: what it holds is checked again
+        assert broker.unreconciled_primary() is not None

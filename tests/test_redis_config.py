@@ -147,22 +147,17 @@ def test_processes_reach_the_primary_the_sentinels_name(redis_env, settings):
         primary.stop()
 
 
-def test_a_replica_answering_for_the_primary_is_not_taken_for_it(settings):
-    primary = RedisServer()
-    primary.start()
-    replica = RedisServer(replica_of=primary.port)
-    replica.start()
-    try:
-        config = {"HOST": "127.0.0.1", "PORT": replica.port, "DB": 0}
-        with override_settings(RQ_QUEUES=queues_with(settings, config)):
-            with pytest.raises(broker.UNAVAILABLE):
-                broker.unreconciled_primary()
-            # A write there is READONLY: Redis unavailable, not a crash.
-            with pytest.raises(broker.UNAVAILABLE):
-                broker.redis_connection().set("key", "value")
-    finally:
-        replica.stop()
-        primary.stop()
+def test_a_replica_answering_for_the_primary_is_not_taken_for_it(
+    settings, primary_and_replica
+):
+    _, replica = primary_and_replica
+    config = {"HOST": "127.0.0.1", "PORT": replica.port, "DB": 0}
+    with override_settings(RQ_QUEUES=queues_with(settings, config)):
+        with pytest.raises(broker.UNAVAILABLE):
+            broker.unreconciled_primary()
+        # A write there is READONLY: Redis unavailable, not a crash.
+        with pytest.raises(broker.UNAVAILABLE):
+            broker.redis_connection().set("key", "value")
 
 
 def tls_certificates(tmp: Path) -> None:
