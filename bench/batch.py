@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 
 import redis
-from benchsupport import free_port, start_redis  # noqa: E402
+from benchsupport import free_port, start_redis, tree_cpu_seconds  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -149,6 +149,16 @@ def wait_for_health(port: int, web: subprocess.Popen, log: Path) -> None:
     raise SystemExit(f"the web process did not answer; see {log}")
 
 
+def _cpu(web: subprocess.Popen, server: subprocess.Popen) -> tuple:
+    """CPU seconds so far: the web processes, Redis, this process (the clients)."""
+    mine = os.times()
+    return (
+        tree_cpu_seconds([web.pid]),
+        tree_cpu_seconds([server.pid]),
+        mine.user + mine.system,
+    )
+
+
 def count_rows(env: dict) -> int:
     script = "from jobs.models import Job; print(Job.objects.count())"
     out = subprocess.run(
@@ -183,11 +193,19 @@ def main() -> None:
         rates = []
         for run in range(args.runs):
             bodies = [batch_body(args.size, run, b) for b in range(args.batches)]
+            cpu_before = _cpu(web, server)
             elapsed = post_all(web_port, bodies, args.clients, args.size)
+            web_cpu, redis_cpu, client_cpu = (
+                after - before
+                for after, before in zip(_cpu(web, server), cpu_before, strict=True)
+            )
             rates.append(args.batches * args.size / elapsed)
             print(
                 f"run {run + 1}: {args.batches} x {args.size} messages in "
-                f"{elapsed:.2f} s = {rates[-1]:,.0f} messages/s",
+                f"{elapsed:.2f} s = {rates[-1]:,.0f} messages/s; CPU per batch: "
+                f"web {1000 * web_cpu / args.batches:.0f} ms, Redis "
+                f"{1000 * redis_cpu / args.batches:.0f} ms, this client "
+                f"{1000 * client_cpu / args.batches:.0f} ms",
                 flush=True,
             )
         expected = args.runs * args.batches * args.size

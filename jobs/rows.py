@@ -8,7 +8,10 @@ statement and the converters are kept, and values are converted before a
 transaction opens (SQLite's one write lock is held for the statement alone).
 """
 
+import uuid
+from datetime import datetime
 from functools import lru_cache
+from operator import attrgetter
 
 from django.db import connections, models
 from django.db.models.base import ModelState
@@ -27,16 +30,10 @@ def insert_rows(model, objects: list, *, using: str, upsert_on: tuple = ()) -> N
     if not objects:
         return
     connection = connections[using]
-    columns = _columns(model)
-    rows = []
-    for obj in objects:
-        row = []
-        for field, plain in columns:
-            value = getattr(obj, field.attname)
-            if value is not None and type(value) is not plain:
-                value = field.get_db_prep_save(value, connection)
-            row.append(value)
-        rows.append(row)
+    get_values = _getter(model)
+    rows = [list(get_values(obj)) for obj in objects]
+    for index, field, plain in _columns(model):
+        _prepare_column(rows, index, field, plain, connection)
     with connection.cursor() as cursor:
         cursor.executemany(_insert_sql(model, using, upsert_on), rows)
     for obj in objects:
@@ -44,16 +41,56 @@ def insert_rows(model, objects: list, *, using: str, upsert_on: tuple = ()) -> N
             obj._state.adding, obj._state.db = False, using
 
 
+def _prepare_column(rows: list, index: int, field, plain, connection) -> None:
+    """Each row's value in column `index` as the ORM would send it
+    (field.get_db_prep_save), column by column: the four calls deep of Django's
+    preparation were most of a 1,000-message batch's insert (py-spy), so a value
+    of the type the field sends unchanged stays, a UUID or a dict takes the
+    field's own last step directly, and a time is prepared once per batch (its
+    rows share their creation and due times)."""
+    memo = {}
+    for row in rows:
+        value = row[index]
+        if value is None or type(value) is plain:
+            continue
+        if plain is str and isinstance(value, str):
+            continue  # a choices enum member: Django's CharField sends it unchanged
+        kind = type(value)
+        if kind is uuid.UUID and type(field) is models.UUIDField:
+            row[index] = (
+                value if connection.features.has_native_uuid_field else value.hex
+            )
+        elif kind in _JSON_CONTAINERS and type(field) is models.JSONField:
+            row[index] = connection.ops.adapt_json_value(value, field.encoder)
+        elif kind is datetime:
+            if value not in memo:
+                memo[value] = field.get_db_prep_save(value, connection)
+            row[index] = memo[value]
+        else:
+            row[index] = field.get_db_prep_save(value, connection)
+
+
+_JSON_CONTAINERS = (dict, list)
+
+
+@lru_cache(maxsize=16)
+def _getter(model):
+    """The values of the inserted columns of one object, as a tuple (in C)."""
+    names = [f.attname for f in _fields(model)]
+    if len(names) == 1:  # attrgetter of one name gives the value, not a tuple
+        return lambda obj: (getattr(obj, names[0]),)
+    return attrgetter(*names)
+
+
 @lru_cache(maxsize=16)
 def _columns(model) -> tuple:
-    """(field, the Python type it sends to the database unchanged, or None).
+    """(index, field, the Python type it sends to the database unchanged, or None).
 
     Django's own char, text, integer and boolean fields prepare a str, int or bool
-    value by returning it: calling get_db_prep_save on each (four calls deep) was
-    most of a 1,000-message batch's insert (cProfile). A subclass that changes the
-    preparation, and every other field, goes through get_db_prep_save.
+    value by returning it. A subclass that changes the preparation, and every
+    other field, goes through get_db_prep_save.
     """
-    return tuple((f, _PLAIN.get(type(f))) for f in _fields(model))
+    return tuple((i, f, _PLAIN.get(type(f))) for i, f in enumerate(_fields(model)))
 
 
 _PLAIN = {
@@ -70,6 +107,37 @@ _PLAIN = {
     models.PositiveBigIntegerField: int,
     models.BooleanField: bool,
 }
+
+
+def new_instance(model, values: dict):
+    """model(**values), unsaved: `values` by attname, the other fields their
+    defaults. Without init signal receivers, without Model.__init__ (which sends
+    them and sets each field in turn: most of building a batch's new jobs)."""
+    if _has_init_receivers(model):
+        return model(**values)
+    instance = model.__new__(model)
+    constants, factories = _defaults(model)
+    instance.__dict__.update(constants)
+    for attname, factory in factories:
+        if attname not in values:
+            instance.__dict__[attname] = factory()
+    instance.__dict__.update(values)
+    instance._state = ModelState()
+    return instance
+
+
+@lru_cache(maxsize=16)
+def _defaults(model) -> tuple[dict, tuple]:
+    """The fields' defaults as Model.__init__ sets them: the constant ones
+    ({attname: value}) and the callable ones ((attname, callable), called per
+    instance: a dict or a uuid4 must not be shared)."""
+    constants, factories = {}, []
+    for field in model._meta.concrete_fields:
+        if field.has_default() and callable(field.default):
+            factories.append((field.attname, field.default))
+        else:
+            constants[field.attname] = field.get_default()
+    return constants, tuple(factories)
 
 
 def _fields(model) -> list:

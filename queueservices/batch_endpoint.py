@@ -72,7 +72,8 @@ def _validate(index, message, inputs, request, default_type):
 def batch_body(results: list[ItemResult]) -> dict:
     """The response: counts and one entry per message; the error shape when none
     was scheduled."""
-    entries = [_entry(result) for result in results]
+    times = {}  # a batch's jobs mostly share a few scheduled times: written once
+    entries = [_entry(result, times) for result in results]
     scheduled = sum(1 for result in results if result.job is not None)
     body = {"success": bool(scheduled), "scheduled": scheduled}
     body["failed"] = len(results) - scheduled
@@ -88,13 +89,18 @@ def batch_body(results: list[ItemResult]) -> dict:
     return body
 
 
-def _entry(result: ItemResult) -> dict:
+def _entry(result: ItemResult, times: dict) -> dict:
     if result.job is None:
         return {"index": result.index, "errors": result.errors}
+    scheduled_for = result.job.scheduled_for
+    # Equal instants in two time zones are equal datetimes, not equal strings.
+    key = (scheduled_for, scheduled_for.utcoffset())
+    if key not in times:
+        times[key] = _iso(scheduled_for)
     entry = {
         "index": result.index,
         "jobId": str(result.job.id),
-        "scheduledFor": _iso(result.job.scheduled_for),
+        "scheduledFor": times[key],
     }
     if result.replayed:
         entry["replayed"] = True

@@ -9,9 +9,9 @@ call, for one job or a thousand.
 """
 
 import time
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
+from typing import NamedTuple
 
 from django.conf import settings
 from redis import Redis
@@ -31,10 +31,10 @@ _OWN_FIELDS = {"origin", "status", "created_at", "enqueued_at"}
 MOVE_BATCH = 1000
 
 
-@dataclass(frozen=True, slots=True)
-class Placement:
+class Placement(NamedTuple):
     """Where a job goes: its queue, now (due=None) or at epoch seconds `due`; its
-    workspace decides the worker's fair share (jobs.broker.claiming)."""
+    workspace decides the worker's fair share (jobs.broker.claiming). A tuple: a
+    batch makes a thousand (a frozen dataclass took twice as long to build)."""
 
     job_id: str
     queue: str
@@ -42,8 +42,7 @@ class Placement:
     workspace: str = ""
 
 
-@dataclass(frozen=True, slots=True)
-class Placed:
+class Placed(NamedTuple):
     """A job already in Redis, to take out: its id and its queue."""
 
     job_id: str

@@ -18,7 +18,7 @@ from jobs.sendtime import SendTimeError, plan_for_request
 from jobs.services.errors import IdempotencyConflict, QueueUnavailable
 from jobs.services.holds import holds_for, release_unheld
 from jobs.services.idempotency import earlier_jobs, request_hash
-from jobs.services.scheduling import campaign_id, new_job
+from jobs.services.scheduling import campaign_id, new_ids, new_job
 from jobs.services.storing import store_and_place
 
 NOT_SCHEDULED = "Valid, but not scheduled: the batch is atomic and a message failed."
@@ -128,12 +128,19 @@ def _prepare(items, now) -> tuple[dict[int, ItemResult], list[Job]]:
     held = holds_for((_pair(item) for item, _, _ in planned), fresh=False)
     free = [entry for entry in planned if _pair(entry[0]) not in held]
     fresh = []
+    ids = iter(new_ids(len(planned)))
     for item, plan, digest in [
         *_within_rate(free, workspaces),
         *(entry for entry in planned if _pair(entry[0]) in held),
     ]:
         job = new_job(
-            item.job_type, item.payload, plan, item.idempotency_key, digest, held
+            item.job_type,
+            item.payload,
+            plan,
+            item.idempotency_key,
+            digest,
+            held,
+            job_id=next(ids),
         )
         fresh.append(job)
         results[item.index] = ItemResult(item.index, job=job)

@@ -4,10 +4,13 @@ workspace, returns the job it first made instead of making another."""
 import hashlib
 import json
 from datetime import datetime, timedelta
+from functools import lru_cache
 
 from django.conf import settings
+from django.db import router
 
 from jobs.models import Job
+from jobs.rows import fetch_models
 
 Key = tuple[str, str]  # (workspace_id, idempotency key)
 
@@ -23,10 +26,11 @@ def earlier_jobs(wanted: set[Key], now: datetime) -> dict[Key, Job]:
     is retired on the way (its job keeps its row, the key is free again)."""
     if not wanted:
         return {}
-    rows = Job.objects.filter(
-        workspace_id__in={workspace for workspace, _ in wanted},
-        idempotency_key__in={key for _, key in wanted},
-    )
+    workspaces = sorted({workspace for workspace, _ in wanted})
+    keys = sorted({key for _, key in wanted})
+    alias = router.db_for_read(Job)
+    sql = _select_by_keys(alias, len(workspaces), len(keys))
+    rows = fetch_models(Job, sql, [*workspaces, *keys], using=alias)
     expired_before = now - timedelta(seconds=settings.IDEMPOTENCY_TTL_S)
     live, expired = {}, []
     for job in rows:
@@ -40,3 +44,20 @@ def earlier_jobs(wanted: set[Key], now: datetime) -> dict[Key, Job]:
     if expired:
         Job.objects.filter(pk__in=expired).update(idempotency_key=None)
     return live
+
+
+@lru_cache(maxsize=64)
+def _select_by_keys(alias: str, workspaces: int, keys: int) -> str:
+    """The ORM's SELECT of the jobs with any of `workspaces` workspace ids and any
+    of `keys` keys, compiled once per count (a keyed request: one and one), its
+    parameters the workspaces then the keys."""
+    queryset = (
+        Job.objects.using(alias)
+        .filter(workspace_id__in=[f"w{i}" for i in range(workspaces)])
+        .filter(idempotency_key__in=[f"k{i}" for i in range(keys)])
+    )
+    sql, params = queryset.query.sql_with_params()
+    expected = [*(f"w{i}" for i in range(workspaces)), *(f"k{i}" for i in range(keys))]
+    if list(params) != expected:
+        raise RuntimeError(f"unexpected parameter order {params!r}")
+    return sql
