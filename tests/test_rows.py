@@ -2,12 +2,13 @@
 
 import uuid
 from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
 
 import pytest
 from django.db import connection
 
 from jobs.models import Job, JobAttempt
-from jobs.rows import fetch_models, insert_rows
+from jobs.rows import fetch_models, insert_rows, new_instance
 from jobs.services.attempts import DELIVERY_FIELDS, AttemptRow
 
 pytestmark = pytest.mark.django_db
@@ -79,3 +80,56 @@ def test_any_row_and_update_where_in_as_the_orm():
     done = Job.objects.filter(status=Job.Status.COMPLETED, finished_at=now)
     assert set(done.values_list("pk", flat=True)) == {first.pk, second.pk}
     assert Job.objects.get(pk=third.pk).finished_at is None
+
+
+def _job_values(**changes) -> dict:
+    return {
+        "id": uuid.uuid4(),
+        "type": Job.Type.EMAIL,
+        "queue": "send-email-queue",
+        "workspace_id": "ws-2",
+        "contact_id": "c-2",
+        "recipient": "a@example.com",
+        "payload": {"subject": "é", "n": [1, {"x": None}]},
+        "callback_url": "http://backend/send-email",
+        "status": Job.Status.DELAYED,
+        "max_attempts": 4,
+        # Aware, not in UTC: stored as the same instant.
+        "due_at": datetime(2026, 12, 1, 11, tzinfo=ZoneInfo("Europe/Paris")),
+        "scheduled_for": datetime(2026, 12, 1, 10, tzinfo=UTC),
+        "requested_for": None,
+        **changes,
+    }
+
+
+def test_new_instance_is_the_model_s_instance_without_init():
+    values = _job_values()
+    fast, orm = new_instance(Job, values), Job(**values)
+    for field in Job._meta.concrete_fields:
+        assert getattr(fast, field.attname) == getattr(orm, field.attname), field.name
+    assert fast._state.adding and fast._state.db is None
+    # A callable default is called per instance, never shared.
+    other = new_instance(Job, _job_values())
+    assert fast.metadata == {} and fast.metadata is not other.metadata
+
+
+def test_inserted_rows_are_what_the_orm_writes():
+    created = datetime(2026, 12, 1, 8, 30, tzinfo=UTC)
+    orm = Job(**_job_values(created_at=created))
+    orm.save(force_insert=True)
+    Job.objects.filter(pk=orm.pk).update(created_at=created)  # auto_now_add
+    # Two rows sharing their times (prepared once), one with a choices member.
+    fast = [new_instance(Job, _job_values(created_at=created)) for _ in range(2)]
+    insert_rows(Job, fast, using="default")
+    columns = [f.column for f in Job._meta.concrete_fields if f.name != "id"]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT {} FROM jobs_job WHERE id IN (%s, %s, %s)".format(
+                ", ".join(columns)
+            ),
+            [Job._meta.pk.get_db_prep_value(j.pk, connection) for j in [orm, *fast]],
+        )
+        stored = cursor.fetchall()
+    assert len(stored) == 3 and len(set(stored)) == 1
+    assert all(not job._state.adding for job in fast)
+    assert Job.objects.get(pk=fast[0].pk).due_at == orm.due_at
