@@ -7,7 +7,7 @@ machine and compares two versions of the code in the same run.
     python bench/cpu_per_request.py [-n 2000] [--rounds 5] [--profile SCENARIO]
 
 Scenarios: sms (no key), sms-key (a fresh Idempotency-Key each), status (GET
-/api/job-status/{id}), batch (1,000 messages a request). Prints the median of the
+/api/job-status/{id}), batch (1,000 messages a request, as bench/batch.py sends). Prints the median of the
 rounds, in ms of process CPU per request.
 """
 
@@ -96,9 +96,14 @@ def requests_for(scenario: str, n: int, job_ids: list[str]):
             for i in range(n)
         ]
     if scenario == "batch":
-        messages = [{"type": "sms", **SMS, "contactId": f"c-{i}"} for i in range(1000)]
-        body = json.dumps({"messages": messages}).encode()
-        return [environ("POST", "/api/schedule-batch", body) for _ in range(n)]
+        # bench/batch.py's batches (keys, emails, delays): each its own contacts,
+        # so that every key is new.
+        from batch import batch_body
+
+        return [
+            environ("POST", "/api/schedule-batch", batch_body(1000, 0, i))
+            for i in range(n)
+        ]
     raise SystemExit(f"unknown scenario {scenario}")
 
 
