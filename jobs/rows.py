@@ -236,8 +236,15 @@ def update_returning(
     quote = connection.ops.quote_name
     sql, params = _update_by_pk(model, changes, increments, where_in, connection)
     fields = _returned(model, tuple(returning))
+    # SQLite's planner, given `status IN (…)` beside `pk IN (…)`, walks the
+    # (status, created_at) index over every queued row instead of looking up the
+    # pks: 5 ms rather than 0.3 ms for 100 claims at 20,000 queued. A unary + makes
+    # the column unusable for an index (SQLite's documented way to steer it).
+    status = quote(model._meta.get_field("status").column)
+    if connection.vendor == "sqlite":
+        status = "+" + status
     sql += " AND {} IN ({}) RETURNING {}".format(
-        quote(model._meta.get_field("status").column),
+        status,
         ", ".join(["%s"] * len(where_status)),
         ", ".join(quote(f.column) for f in fields),
     )
