@@ -7,8 +7,8 @@ machine and compares two versions of the code in the same run.
     python bench/cpu_per_request.py [-n 2000] [--rounds 5] [--profile SCENARIO]
 
 Scenarios: sms (no key), sms-key (a fresh Idempotency-Key each), status (GET
-/api/job-status/{id}), batch (1,000 messages a request, as bench/batch.py sends). Prints the median of the
-rounds, in ms of process CPU per request.
+/api/job-status/{id}), batch (1,000 messages a request, as bench/batch.py sends).
+Prints the median of the rounds, in ms of process CPU per request.
 """
 
 import argparse

@@ -106,20 +106,30 @@ def run(jobs: int, workers: int) -> tuple[float, float]:
                     start_new_session=True,
                 )
             )
-        first = None  # (callbacks, worker CPU s) once callbacks flow
+        # The workers' processes only: Redis and the sink are background[:2].
+        worker_pids = [p.pid for p in background[2:]]
+        redis_pid = background[0].pid
+        first = None  # (callbacks, worker CPU s, Redis CPU s) once callbacks flow
         while (count := sink_count(sink)) < jobs:
             if time.time() - started > 300 or any(
                 p.poll() is not None for p in background
             ):
                 raise SystemExit(f"workers stopped or timed out; logs in {tmp}")
             if first is None and count:
-                first = (count, tree_cpu_seconds([p.pid for p in background]))
+                first = (
+                    count,
+                    tree_cpu_seconds(worker_pids),
+                    tree_cpu_seconds([redis_pid]),
+                )
             time.sleep(0.05)
         rate = jobs / (time.time() - started)
         # CPU per callback after the first one: the start-up (imports) left out.
         made = jobs - first[0]
-        cpu = tree_cpu_seconds([p.pid for p in background]) - first[1]
-        return rate, cpu * 1000 / made if made else float("nan")
+        cpu = tree_cpu_seconds(worker_pids) - first[1]
+        redis_cpu = tree_cpu_seconds([redis_pid]) - first[2]
+        if not made:
+            return rate, float("nan"), float("nan")
+        return rate, cpu * 1000 / made, redis_cpu * 1000 / made
     finally:
         for process in reversed(background):
             process.send_signal(signal.SIGINT if PROFILE else signal.SIGTERM)
@@ -144,11 +154,13 @@ def main() -> None:
     args = parser.parse_args()
     global PROFILE
     PROFILE = args.profile
-    print("| worker processes | callbacks/s | worker CPU ms per callback |")
-    print("|---|---|---|")
+    print("| worker processes | callbacks/s | CPU ms per callback: workers | Redis |")
+    print("|---|---|---|---|")
     for workers in args.workers:
-        rate, cpu_ms = run(args.jobs, workers)
-        print(f"| {workers} | {rate:,.0f} | {cpu_ms:.2f} |", flush=True)
+        rate, cpu_ms, redis_ms = run(args.jobs, workers)
+        print(
+            f"| {workers} | {rate:,.0f} | {cpu_ms:.3f} | {redis_ms:.3f} |", flush=True
+        )
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ from datetime import datetime
 from functools import lru_cache
 from operator import attrgetter
 
+from django.conf import settings
 from django.db import connections, models
 from django.db.models.base import ModelState
 from django.db.models.signals import post_init, pre_init
@@ -64,13 +65,27 @@ def _prepare_column(rows: list, index: int, field, plain, connection) -> None:
             row[index] = connection.ops.adapt_json_value(value, field.encoder)
         elif kind is datetime:
             if value not in memo:
-                memo[value] = field.get_db_prep_save(value, connection)
+                memo[value] = _prepared_time(value, field, connection)
             row[index] = memo[value]
         else:
             row[index] = field.get_db_prep_save(value, connection)
 
 
 _JSON_CONTAINERS = (dict, list)
+
+
+def _prepared_time(value: datetime, field, connection):
+    """field.get_db_prep_save(value) for an aware time: on SQLite, Django's last
+    step (adapt_datetimefield_value: naive in the connection's zone, str) taken
+    directly, the three calls above it were most of an attempt row's insert."""
+    if (
+        connection.vendor == "sqlite"
+        and type(field) is models.DateTimeField
+        and value.utcoffset() is not None
+        and settings.USE_TZ
+    ):
+        return str(value.astimezone(connection.timezone).replace(tzinfo=None))
+    return field.get_db_prep_save(value, connection)
 
 
 @lru_cache(maxsize=16)
@@ -232,10 +247,23 @@ def update_returning(
     """
     if not where_in:
         return []
+    returning = tuple(returning)
+    if _has_init_receivers(model):
+        known, read = {}, returning
+    else:
+        # What was set is not read back: the instances get the values given
+        # (converting the rows' times and ids was a third of a worker's claim).
+        known = {
+            model._meta.get_field(name).attname: value
+            for name, value in changes.items()
+            if name in returning
+        }
+        read = tuple(name for name in returning if name not in changes)
     connection = connections[using]
     quote = connection.ops.quote_name
     sql, params = _update_by_pk(model, changes, increments, where_in, connection)
-    fields = _returned(model, tuple(returning))
+    given_pks = dict(zip(params[len(params) - len(where_in) :], where_in, strict=True))
+    fields = _returned(model, read)
     # SQLite's planner, given `status IN (…)` beside `pk IN (…)`, walks the
     # (status, created_at) index over every queued row instead of looking up the
     # pks: 5 ms rather than 0.3 ms for 100 claims at 20,000 queued. A unary + makes
@@ -249,7 +277,27 @@ def update_returning(
         ", ".join(quote(f.column) for f in fields),
     )
     params += list(where_status)
-    return fetch_models(model, sql, params, tuple(returning), using=using)
+    if not known:
+        return fetch_models(model, sql, params, read, using=using)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        rows = cursor.fetchall()
+    names = [f.attname for f in fields]
+    # The pk read back is one given in where_in: that object, not a conversion.
+    pk_at = names.index(model._meta.pk.attname) if model._meta.pk in fields else None
+    converters = _converters(model, read, using)
+    instances = []
+    for row in rows:
+        values = list(row)
+        for index, convert in converters:
+            if index == pk_at and values[index] in given_pks:
+                values[index] = given_pks[values[index]]
+            else:
+                values[index] = convert(values[index])
+        instance = _loaded(model, using, names, values)
+        instance.__dict__.update(known)
+        instances.append(instance)
+    return instances
 
 
 def fetch_models(model, sql: str, params: list, fields: tuple = (), *, using: str):

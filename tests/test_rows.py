@@ -133,3 +133,35 @@ def test_inserted_rows_are_what_the_orm_writes():
     assert len(stored) == 3 and len(set(stored)) == 1
     assert all(not job._state.adding for job in fast)
     assert Job.objects.get(pk=fast[0].pk).due_at == orm.due_at
+
+
+def test_updated_and_returned_jobs_hold_what_the_rows_hold():
+    from jobs.rows import update_returning
+
+    waiting, delayed, active = (
+        _job(status=Job.Status.WAITING),
+        _job(status=Job.Status.DELAYED, attempts=1),
+        _job(status=Job.Status.ACTIVE),
+    )
+    # In another zone: the instance holds the instant given, the row the same one.
+    started = datetime(2026, 12, 1, 10, 0, 3, 5, tzinfo=ZoneInfo("Europe/Paris"))
+    changes = {"status": Job.Status.ACTIVE, "started_at": started, "worker": "w-1"}
+    returned = update_returning(
+        Job,
+        changes,
+        ("attempts",),
+        [waiting.pk, delayed.pk, active.pk, uuid.uuid4()],
+        [Job.Status.WAITING, Job.Status.DELAYED],
+        DELIVERY_FIELDS,
+        using="default",
+    )
+    # The active row is someone else's attempt, the unknown id no row at all.
+    assert {job.pk for job in returned} == {waiting.pk, delayed.pk}
+    for fast in returned:
+        orm = Job.objects.only(*DELIVERY_FIELDS).get(pk=fast.pk)
+        assert fast.get_deferred_fields() == orm.get_deferred_fields()
+        for name in DELIVERY_FIELDS:
+            assert getattr(fast, name) == getattr(orm, name), name
+        assert type(fast.pk) is uuid.UUID
+    assert {job.pk: job.attempts for job in returned} == {waiting.pk: 1, delayed.pk: 2}
+    assert Job.objects.get(pk=active.pk).worker == ""

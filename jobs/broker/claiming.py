@@ -1,7 +1,9 @@
 """A worker's side of a delivery job: claiming it and recording how it ended, in
 RQ's own registries so RQ's tools and django-rq's dashboard see what we do."""
 
+import json
 import time
+from collections import defaultdict
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -95,10 +97,10 @@ def _claim(worker, queues, limit, fair, first="") -> list[Claimed]:
     ]  # fmt: skip
     for workspace, slots in held.items():
         args += [workspace, slots]
-    flat = scripts.run(
+    found = scripts.run(
         redis_connection(), scripts.CLAIM, [keys.queue(q) for q in queues], args
     )
-    values = [value.decode() for value in flat]
+    values = json.loads(found) if found else []
     return [
         Claimed(job_id, queue, workspace)
         for queue, job_id, workspace in zip(
@@ -119,9 +121,11 @@ def finish(worker: str, ends: dict[Placed, object], tally=None) -> None:
         FAILURE_TTL_S, keys.JOB_PREFIX, keys.started(""), keys.finished(""),
         keys.failed(""), keys.WAKEUP_CHANNEL,
     ]  # fmt: skip
+    by_queue = defaultdict(list)
     for job, end in ends.items():
-        ending = _ENDINGS.get(end) or repr(end)
-        args += [job.job_id, job.queue, ending]
+        by_queue[job.queue] += [job.job_id, _ENDINGS.get(end) or repr(end)]
+    for queue, pairs in by_queue.items():
+        args += [queue, " ".join(pairs)]
     with redis_connection().pipeline(transaction=False) as pipe:
         if ends:
             scripts.run(pipe, scripts.FINISH, [keys.SCHEDULED, keys.NEXT_WAKE], args)
