@@ -77,7 +77,7 @@ _JSON_CONTAINERS = (dict, list)
 def _prepared_time(value: datetime, field, connection):
     """field.get_db_prep_save(value) for an aware time: on SQLite, Django's last
     step (adapt_datetimefield_value: naive in the connection's zone, str) taken
-    directly, the three calls above it were most of an attempt row's insert."""
+    directly: the three calls above it were most of an attempt row's insert."""
     if (
         connection.vendor == "sqlite"
         and type(field) is models.DateTimeField
