@@ -46,6 +46,15 @@ CHECKS = [
 ]
 
 
+@pytest.fixture(autouse=True)
+def _short_pause_wait(monkeypatch):
+    # A pause answers once other processes' copies of the pauses are stale (1 s):
+    # this one process has no others, and the wait, hundreds of times over, was
+    # three quarters of the test's time. What the wait guarantees is tested in
+    # tests/test_paused_scope.py.
+    monkeypatch.setattr("jobs.services.holds.PAUSES_CACHE_S", 0.02)
+
+
 # transaction=True: the WSGI handler closes the connection after each request.
 @pytest.mark.django_db(transaction=True)
 @schema.parametrize()

@@ -1,5 +1,7 @@
 """A paused campaign or workspace also holds the jobs scheduled after the pause."""
 
+import time
+
 import pytest
 
 from jobs.apikeys import apikey_create
@@ -207,3 +209,21 @@ def test_the_dashboard_overview_shows_pauses(client, settings):
     client.post("/api/campaigns/spring/resume")
     page = client.get("/admin/queues", **basic("ops", "pw")).content.decode()
     assert "No campaign or workspace is paused." in page
+
+
+def test_a_pause_answers_once_every_process_s_copy_of_the_pauses_has_it(client):
+    from jobs.services import holds
+
+    # Another web process read the pauses just before this one recorded the pause:
+    # its copy (holds._pauses) says there is none. Once the pause has answered,
+    # that copy must be too old to use, so the next request there is held.
+    read_before = time.monotonic()
+    assert holds.holds_for([("spring", "ws-1")], fresh=False) == {}
+    assert client.post("/api/campaigns/spring/pause").status_code == 200
+    holds._pauses = (read_before, frozenset())  # that other process's copy
+
+    assert holds.holds_for([("spring", "ws-1")], fresh=False) == {
+        ("spring", "ws-1"): "campaign"
+    }
+    answer = post(client, "/api/schedule-sms", message(delay=0)).json()
+    assert answer["status"] == "paused" and answer["paused"] == {"by": "campaign"}

@@ -2,6 +2,7 @@
 campaign or a workspace, through the chunk loop (jobs.services.chunks).
 """
 
+import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -13,7 +14,7 @@ from jobs.sendtime import SendPlan, SendTimeError, plan_send
 from jobs.services.audit import audit
 from jobs.services.chunks import apply, update, update_each, write_resume
 from jobs.services.errors import IllegalTransition
-from jobs.services.holds import forget_cached_pauses
+from jobs.services.holds import forget_cached_pauses, wait_out_cached_pauses
 from jobs.workspaces import workspace_rules
 
 S = Job.Status
@@ -73,7 +74,8 @@ def jobs_pause(*, campaign_id=None, workspace_id=None, actor: str) -> Counts:
     """Hold every waiting or delayed job: out of Redis, keeping its due time.
 
     The pause is recorded first (PausedScope), so jobs scheduled for the scope
-    from now on are held too (jobs.services.holds), until resume or cancel.
+    from now on are held too (jobs.services.holds), until resume or cancel; the
+    answer waits until every process's copy of the pauses has it.
     """
     _matching(campaign_id, workspace_id)
     PausedScope.objects.get_or_create(
@@ -81,12 +83,15 @@ def jobs_pause(*, campaign_id=None, workspace_id=None, actor: str) -> Counts:
         workspace_id=_key(workspace_id),
         defaults={"paused_at": timezone.now(), "actor": actor},
     )
+    recorded_at = time.monotonic()
     forget_cached_pauses()
 
     def write(rows):
         update(rows, PAUSABLE, status=S.PAUSED)
 
-    return _bulk("pause", campaign_id, workspace_id, actor, PAUSABLE, write)
+    counts = _bulk("pause", campaign_id, workspace_id, actor, PAUSABLE, write)
+    wait_out_cached_pauses(recorded_at)
+    return counts
 
 
 def jobs_resume(*, campaign_id=None, workspace_id=None, actor: str) -> Counts:

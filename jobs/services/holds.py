@@ -71,6 +71,17 @@ def _paused_scopes() -> frozenset[Pair]:
     return _pauses[1]
 
 
+def wait_out_cached_pauses(recorded_at: float) -> None:
+    """Return only once every process's copy of the pauses (_paused_scopes) was
+    read after `recorded_at` (time.monotonic() once a new pause was committed): a
+    pause's answer then means that every schedule request after it, whichever web
+    process it meets, is held and says so. At most PAUSES_CACHE_S, less the time
+    the pause's own work took."""
+    remaining = PAUSES_CACHE_S - (time.monotonic() - recorded_at)
+    if remaining > 0:
+        time.sleep(remaining)
+
+
 def forget_cached_pauses() -> None:
     """Read the pauses again on next use (after this process paused or resumed)."""
     global _pauses
