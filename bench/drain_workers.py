@@ -32,7 +32,7 @@ def sink_count(sink: str) -> int:
         return json.load(response)["ok"]
 
 
-def run(jobs: int, workers: int) -> tuple[float, float]:
+def run(jobs: int, workers: int) -> tuple[float, float, float]:
     tmp = Path(tempfile.mkdtemp(prefix="qs-drain-"))
     redis_port, sink_port = free_port(), free_port()
     sink = f"http://127.0.0.1:{sink_port}"

@@ -277,15 +277,39 @@ def update_returning(
         ", ".join(quote(f.column) for f in fields),
     )
     params += list(where_status)
-    if not known:
-        return fetch_models(model, sql, params, read, using=using)
-    with connection.cursor() as cursor:
+    return fetch_models(
+        model, sql, params, read, using=using, known=known, given_pks=given_pks
+    )
+
+
+def fetch_models(
+    model,
+    sql: str,
+    params: list,
+    fields: tuple = (),
+    *,
+    using: str,
+    known: dict | None = None,
+    given_pks: dict | None = None,
+):
+    """Run SQL whose rows are `fields` of `model` (names; all its columns if
+    empty), in the model's field order, and make them instances as the ORM
+    would: Django's converters per column (looked up once per process: a
+    RawQuerySet looks them up on every query, a third of a job-status read),
+    then Model.from_db.
+
+    `known`: attname -> value, set on every instance (fields the SQL did not
+    read; only for a model without init signal receivers). `given_pks`: the
+    database's value of a pk -> the object to use for it, not a conversion."""
+    fields = fields or tuple(f.name for f in model._meta.concrete_fields)
+    with connections[using].cursor() as cursor:
         cursor.execute(sql, params)
         rows = cursor.fetchall()
-    names = [f.attname for f in fields]
-    # The pk read back is one given in where_in: that object, not a conversion.
-    pk_at = names.index(model._meta.pk.attname) if model._meta.pk in fields else None
-    converters = _converters(model, read, using)
+    converters = _converters(model, fields, using)
+    returned = _returned(model, fields)
+    names = [f.attname for f in returned]
+    pk_at = names.index(model._meta.pk.attname) if model._meta.pk in returned else None
+    given_pks = given_pks or {}
     instances = []
     for row in rows:
         values = list(row)
@@ -295,29 +319,9 @@ def update_returning(
             else:
                 values[index] = convert(values[index])
         instance = _loaded(model, using, names, values)
-        instance.__dict__.update(known)
+        if known:
+            instance.__dict__.update(known)
         instances.append(instance)
-    return instances
-
-
-def fetch_models(model, sql: str, params: list, fields: tuple = (), *, using: str):
-    """Run SQL whose rows are `fields` of `model` (names; all its columns if
-    empty), in the model's field order, and make them instances as the ORM
-    would: Django's converters per column (looked up once per process: a
-    RawQuerySet looks them up on every query, a third of a job-status read),
-    then Model.from_db."""
-    fields = fields or tuple(f.name for f in model._meta.concrete_fields)
-    with connections[using].cursor() as cursor:
-        cursor.execute(sql, params)
-        rows = cursor.fetchall()
-    converters = _converters(model, fields, using)
-    names = [f.attname for f in _returned(model, fields)]
-    instances = []
-    for row in rows:
-        values = list(row)
-        for index, convert in converters:
-            values[index] = convert(values[index])
-        instances.append(_loaded(model, using, names, values))
     return instances
 
 
