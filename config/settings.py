@@ -129,7 +129,7 @@ WHITENOISE_USE_FINDERS = True
 
 # --- HTTP API -----------------------------------------------------------------
 REST_FRAMEWORK = {
-    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_RENDERER_CLASSES": ["queueservices.renderers.FastJSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["queueservices.parsers.BoundedJSONParser"],
     "DEFAULT_AUTHENTICATION_CLASSES": ["queueservices.auth.ApiKeyAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["queueservices.auth.ApiKeyWhenRequired"],

@@ -15,7 +15,6 @@ tests/test_lean_api.py asks each case both ways and compares the answers.
 """
 
 import io
-import json
 import re
 from functools import lru_cache
 
@@ -26,8 +25,9 @@ from rest_framework.views import APIView
 
 from queueservices.auth import ApiKeyAuthentication, ApiKeyWhenRequired
 from queueservices.parsers import parse_json
+from queueservices.renderers import FastJSONRenderer
 
-# Media ranges that DRF's only renderer, JSONRenderer, matches.
+# Media ranges that the API's only renderer (DRF's JSONRenderer) matches.
 JSON_RANGES = frozenset({"*/*", "application/*", "application/json"})
 # What LeanAPIView reads back from the environ of a request FastLane handed over.
 RAISED, DATA, AUTH = "queueservices.raised", "queueservices.data", "queueservices.auth"
@@ -222,13 +222,10 @@ def _body(environ) -> bytes | None:
 
 
 def _rendered(response, route: Route) -> tuple[str, list, bytes]:
-    """As DRF's JSONRenderer writes response.data (UNICODE_JSON, COMPACT_JSON,
-    STRICT_JSON) with the headers of the API's middleware (settings.API_MIDDLEWARE:
-    security, CORS's Vary, frame options, Content-Length)."""
-    text = json.dumps(
-        response.data, ensure_ascii=False, allow_nan=False, separators=(",", ":")
-    )
-    body = text.replace("\u2028", "\\u2028").replace("\u2029", "\\u2029").encode()
+    """As the API's renderer writes response.data (queueservices.renderers) with
+    the headers of the API's middleware (settings.API_MIDDLEWARE: security, CORS's
+    Vary, frame options, Content-Length)."""
+    body = FastJSONRenderer().render(response.data)
     headers = [
         ("Content-Type", "application/json"),
         ("Allow", route.allow),

@@ -1,0 +1,53 @@
+"""JSON text written by orjson: a batch's answer and its rows' JSON columns.
+
+The standard library's encoder was a tenth of a 1,000-message batch's CPU (its
+answer, and each row's payload and metadata); orjson writes the same JSON values
+five to ten times faster. Where orjson refuses a value the standard library
+takes (an integer beyond 64 bits, a key that is not a string, a lone
+surrogate), the standard library writes it, so nothing that encoded before fails
+now. Numbers may be spelt differently (1e-07 is 1e-7 here): the same value. A NaN
+or an infinity (which no request can hold: the parser refuses them) is written
+as null where the standard library raised.
+"""
+
+import json
+
+import orjson
+
+_ERROR = orjson.JSONEncodeError
+
+
+def column_text(value) -> str:
+    """`value` as a JSONField column's text on SQLite (what json.dumps writes,
+    but with non-ASCII characters as they are: the same value read back)."""
+    try:
+        return orjson.dumps(value).decode()
+    except _ERROR:
+        return json.dumps(value)
+
+
+def answer_bytes(value, default) -> bytes:
+    """An API answer as DRF's JSONRenderer writes it (UNICODE_JSON, COMPACT_JSON):
+    `default` (DRF's encoder's) turns times, decimals and lazy
+    strings into JSON, and U+2028 / U+2029 are escaped as DRF escapes them."""
+    try:
+        body = orjson.dumps(
+            value, default=default, option=orjson.OPT_PASSTHROUGH_DATETIME
+        )
+    except _ERROR:
+        return _standard(value, default)
+    if b"\xe2\x80\xa8" in body or b"\xe2\x80\xa9" in body:
+        body = body.replace(b"\xe2\x80\xa8", b"\\u2028")
+        body = body.replace(b"\xe2\x80\xa9", b"\\u2029")
+    return body
+
+
+def _standard(value, default) -> bytes:
+    text = json.dumps(
+        value,
+        default=default,
+        ensure_ascii=False,
+        allow_nan=False,
+        separators=(",", ":"),
+    )
+    return text.replace("\u2028", "\\u2028").replace("\u2029", "\\u2029").encode()
