@@ -8,7 +8,15 @@ from django.utils.text import Truncator
 
 from jobs import services
 from jobs.apikeys import apikey_create, apikey_revoke
-from jobs.models import ApiKey, AuditEntry, Job, JobAttempt, PausedScope, Workspace
+from jobs.models import (
+    ApiKey,
+    AuditEntry,
+    Job,
+    JobAttempt,
+    PausedScope,
+    Workspace,
+    short_job_id,
+)
 from jobs.queues import DELIVERY_QUEUES
 from jobs.search import search_jobs
 from jobs.sendtime import SendTimeError, zone
@@ -185,7 +193,7 @@ class JobAdmin(admin.ModelAdmin):
             + COPY_ICON
             + "</button>",
             full,
-            full[:8],
+            short_job_id(full),
             full,
             full,
         )

@@ -115,6 +115,13 @@ class Job(models.Model):
         return f"{self.type} {self.id} ({self.status})"
 
 
+def short_job_id(job_id) -> str:
+    """What lists show of a job id: its last 8 hex digits. Ids are time-ordered
+    (jobs.services.scheduling.new_ids), so their first 8 are the same for every
+    job of the same minute; the last are random."""
+    return str(job_id)[-8:]
+
+
 class JobAttempt(models.Model):
     """One delivery attempt: what the backend answered, or why it could not."""
 

@@ -18,7 +18,7 @@ from django.db import connections, models
 from django.db.models.base import ModelState
 from django.db.models.signals import post_init, pre_init
 
-from jobs.jsontext import column_text
+from jobs.jsontext import column_text, column_texts
 
 
 def insert_rows(model, objects: list, *, using: str, upsert_on: tuple = ()) -> None:
@@ -33,47 +33,67 @@ def insert_rows(model, objects: list, *, using: str, upsert_on: tuple = ()) -> N
     if not objects:
         return
     connection = connections[using]
-    get_values = _getter(model)
-    rows = [list(get_values(obj)) for obj in objects]
-    for index, field, plain in _columns(model):
-        _prepare_column(rows, index, field, plain, connection)
+    # Column by column (each read with one attrgetter in C), rows zipped in C.
+    columns = [
+        _prepare_column(list(map(read, objects)), field, plain, connection)
+        for read, field, plain in _columns(model)
+    ]
     with connection.cursor() as cursor:
-        cursor.executemany(_insert_sql(model, using, upsert_on), rows)
+        cursor.executemany(
+            _insert_sql(model, using, upsert_on), list(zip(*columns, strict=True))
+        )
     for obj in objects:
         if isinstance(obj, models.Model):
             obj._state.adding, obj._state.db = False, using
 
 
-def _prepare_column(rows: list, index: int, field, plain, connection) -> None:
-    """Each row's value in column `index` as the ORM would send it
-    (field.get_db_prep_save), column by column: the four calls deep of Django's
-    preparation were most of a 1,000-message batch's insert (py-spy), so a value
-    of the type the field sends unchanged stays, a UUID or a dict takes the
-    field's own last step directly, and a time is prepared once per batch (its
-    rows share their creation and due times)."""
-    memo = {}
-    for row in rows:
-        value = row[index]
-        if value is None or type(value) is plain:
-            continue
-        if plain is str and isinstance(value, str):
-            continue  # a choices enum member: Django's CharField sends it unchanged
-        kind = type(value)
-        if kind is uuid.UUID and type(field) is models.UUIDField:
-            row[index] = (
-                value if connection.features.has_native_uuid_field else value.hex
-            )
-        elif kind in _JSON_CONTAINERS and type(field) is models.JSONField:
-            row[index] = _json_value(value, field, connection)
-        elif kind is datetime:
-            if value not in memo:
-                memo[value] = _prepared_time(value, field, connection)
-            row[index] = memo[value]
-        else:
-            row[index] = field.get_db_prep_save(value, connection)
+def _prepare_column(values: list, field, plain, connection) -> list:
+    """Each row's value in one column as the ORM would send it
+    (field.get_db_prep_save): the four calls deep of Django's preparation were
+    most of a 1,000-message batch's insert (py-spy). A column whose values all
+    have the type the field sends unchanged is sent as it is (one pass in C to
+    find out), UUIDs and dicts take the field's own last step directly, and a
+    time is prepared once per batch (its rows share their creation and due
+    times)."""
+    kinds = set(map(type, values))
+    kinds.discard(type(None))
+    if kinds <= {plain} or (plain is str and all(issubclass(k, str) for k in kinds)):
+        return values  # a choices enum member too: Django's CharField sends it so
+    if kinds == {uuid.UUID} and type(field) is models.UUIDField:
+        if connection.features.has_native_uuid_field:
+            return values
+        return [None if value is None else value.hex for value in values]
+    if kinds <= _JSON_CONTAINERS and type(field) is models.JSONField:
+        if connection.vendor == "sqlite" and field.encoder is None:
+            return column_texts(values)
+        return [
+            None if v is None else _json_value(v, field, connection) for v in values
+        ]
+    # Times (a batch's rows share a few) and the rest: each distinct value once.
+    if all(issubclass(kind, _HASHABLE) for kind in kinds):
+        memo = {value: _prepared_value(value, field, plain, connection)
+                for value in set(values)}  # fmt: skip
+        return list(map(memo.__getitem__, values))
+    return [_prepared_value(value, field, plain, connection) for value in values]
 
 
-_JSON_CONTAINERS = (dict, list)
+_HASHABLE = (datetime, str, int, float, uuid.UUID)
+
+
+def _prepared_value(value, field, plain, connection):
+    kind = type(value)
+    if value is None or kind is plain or (plain is str and isinstance(value, str)):
+        return value
+    if kind is datetime:
+        return _prepared_time(value, field, connection)
+    if kind is uuid.UUID and type(field) is models.UUIDField:
+        return value if connection.features.has_native_uuid_field else value.hex
+    if kind in _JSON_CONTAINERS and type(field) is models.JSONField:
+        return _json_value(value, field, connection)
+    return field.get_db_prep_save(value, connection)
+
+
+_JSON_CONTAINERS = frozenset({dict, list})
 
 
 def _json_value(value, field, connection):
@@ -100,23 +120,17 @@ def _prepared_time(value: datetime, field, connection):
 
 
 @lru_cache(maxsize=16)
-def _getter(model):
-    """The values of the inserted columns of one object, as a tuple (in C)."""
-    names = [f.attname for f in _fields(model)]
-    if len(names) == 1:  # attrgetter of one name gives the value, not a tuple
-        return lambda obj: (getattr(obj, names[0]),)
-    return attrgetter(*names)
-
-
-@lru_cache(maxsize=16)
 def _columns(model) -> tuple:
-    """(index, field, the Python type it sends to the database unchanged, or None).
+    """Per inserted column: (what reads its value off an object, the field, the
+    Python type the field sends to the database unchanged, or None).
 
     Django's own char, text, integer and boolean fields prepare a str, int or bool
     value by returning it. A subclass that changes the preparation, and every
     other field, goes through get_db_prep_save.
     """
-    return tuple((i, f, _PLAIN.get(type(f))) for i, f in enumerate(_fields(model)))
+    return tuple(
+        (attrgetter(f.attname), f, _PLAIN.get(type(f))) for f in _fields(model)
+    )
 
 
 _PLAIN = {
@@ -139,17 +153,27 @@ def new_instance(model, values: dict):
     """model(**values), unsaved: `values` by attname, the other fields their
     defaults. Without init signal receivers, without Model.__init__ (which sends
     them and sets each field in turn: most of building a batch's new jobs)."""
+    return instance_builder(model)(values)
+
+
+def instance_builder(model):
+    """new_instance for many instances: whether init signals have receivers is
+    looked up once (two calls deep into the signals, per job of a batch)."""
     if _has_init_receivers(model):
-        return model(**values)
-    instance = model.__new__(model)
+        return lambda values: model(**values)
     constants, factories = _defaults(model)
-    instance.__dict__.update(constants)
-    for attname, factory in factories:
-        if attname not in values:
-            instance.__dict__[attname] = factory()
-    instance.__dict__.update(values)
-    instance._state = ModelState()
-    return instance
+
+    def build(values: dict):
+        instance = model.__new__(model)
+        instance.__dict__.update(constants)
+        for attname, factory in factories:
+            if attname not in values:
+                instance.__dict__[attname] = factory()
+        instance.__dict__.update(values)
+        instance._state = ModelState()
+        return instance
+
+    return build
 
 
 @lru_cache(maxsize=16)

@@ -69,9 +69,8 @@ def place(placements: list[Placement], *, pipe: Pipeline | None = None) -> None:
         keys.JOB_PREFIX, keys.QUEUE_PREFIX, keys.QUEUES, keys.WAKEUP_CHANNEL,
         utcformat(datetime.now(UTC)), keys.failed(""), keys.finished(""),
     ]  # fmt: skip
-    for placement in placements:
-        due = "" if placement.due is None else repr(placement.due)
-        args += [placement.job_id, placement.queue, due, placement.workspace]
+    for job_id, queue, due, workspace in placements:
+        args.append(f"{job_id} {queue} {'-' if due is None else repr(due)} {workspace}")
     scripts.run(pipe or redis_connection(), script, _schedule_keys(), args)
 
 

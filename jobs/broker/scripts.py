@@ -16,44 +16,60 @@ from redis.client import Pipeline
 # (resume, retry of a failed one) loses its TTL and its finished / failed entry.
 # KEYS: scheduled set, next-wake key. ARGV: job prefix, queue prefix, queues set,
 # wake-up channel, now (RQ's time format), failed and finished key templates' heads
-# ('rq:failed:', 'rq:finished:'), then (id, queue, due epoch seconds or '' for now,
-# workspace) quads. The workspace is a field of our own in RQ's hash (RQ ignores
-# it): the worker's fair share (CLAIM) reads it. The template is part of the
-# script's text (place_script): sent once per process with SCRIPT LOAD, not with
-# every call (its 40 arguments were a third of a schedule request's Redis time).
-# Wakes the scheduler once, when the earliest due time is before its plan.
+# ('rq:failed:', 'rq:finished:'), then one "id queue due workspace" per job (due:
+# epoch seconds, or '-' for now; the workspace, last, may hold spaces). One argument
+# per job, not four: redis-py packs each argument in Python. The workspace is a
+# field of our own in RQ's hash (RQ ignores it): the worker's fair share (CLAIM)
+# reads it. The template is part of the script's text (place_script): sent once
+# per process with SCRIPT LOAD, not with every call (its 40 arguments were a third
+# of a schedule request's Redis time). Each queue gets one RPUSH, the scheduled set
+# one ZADD, per 1,000 jobs (Lua's unpack is bounded). Wakes the scheduler once,
+# when the earliest due time is before its plan.
 PLACE = """
 local template = {TEMPLATE}
 local job_prefix, queue_prefix, queues = ARGV[1], ARGV[2], ARGV[3]
 local channel, now = ARGV[4], ARGV[5]
 local failed, finished = ARGV[6], ARGV[7]
+local CHUNK = 1000
+local pushed, scheduled = {}, {}
 local earliest
-for i = 8, #ARGV, 4 do
-  local id, queue, score = ARGV[i], ARGV[i + 1], ARGV[i + 2]
+local function flush(command, key, values)
+  for i = 1, #values, CHUNK do
+    redis.call(command, key, unpack(values, i, math.min(i + CHUNK - 1, #values)))
+  end
+end
+for i = 8, #ARGV do
+  local id, queue, score, workspace = string.match(ARGV[i], '^(%S+) (%S+) (%S+) (.*)$')
   local job_key = job_prefix .. id
   redis.call('HSET', job_key, unpack(template))
-  redis.call('HSET', job_key, 'origin', queue, 'created_at', now,
-             'workspace', ARGV[i + 3])
   redis.call('PERSIST', job_key)
   redis.call('ZREM', failed .. queue, id)
   redis.call('ZREM', finished .. queue, id)
-  if score == '' then
-    redis.call('HSET', job_key, 'status', 'queued', 'enqueued_at', now)
-    redis.call('RPUSH', queue_prefix .. queue, id)
-    redis.call('SADD', queues, queue_prefix .. queue)
+  if score == '-' then
+    redis.call('HSET', job_key, 'origin', queue, 'created_at', now,
+               'workspace', workspace, 'status', 'queued', 'enqueued_at', now)
+    pushed[queue] = pushed[queue] or {}
+    table.insert(pushed[queue], id)
   else
-    redis.call('HSET', job_key, 'status', 'scheduled')
-    redis.call('ZADD', KEYS[1], score, id)
+    redis.call('HSET', job_key, 'origin', queue, 'created_at', now,
+               'workspace', workspace, 'status', 'scheduled')
+    table.insert(scheduled, score)
+    table.insert(scheduled, id)
     if (not earliest) or tonumber(score) < earliest then earliest = tonumber(score) end
   end
 end
+for queue, ids in pairs(pushed) do
+  flush('RPUSH', queue_prefix .. queue, ids)
+  redis.call('SADD', queues, queue_prefix .. queue)
+end
+flush('ZADD', KEYS[1], scheduled)
 if earliest then
   local wake = redis.call('GET', KEYS[2])
   if (not wake) or earliest < tonumber(wake) then
     redis.call('PUBLISH', channel, string.format('%.6f', earliest))
   end
 end
-return (#ARGV - 7) / 4
+return #ARGV - 7
 """
 
 

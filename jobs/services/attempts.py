@@ -17,6 +17,7 @@ from jobs.ratelimit import retry_times_within_rate
 from jobs.retries import retry_wait_seconds, webhook_waits
 from jobs.rows import insert_rows, update_returning, update_where_in
 from jobs.services.holds import jobs_hold_paused
+from jobs.writelock import write_turn
 
 # Rows a worker may start an attempt on. Not `active`: an active row is someone
 # else's attempt in flight (a claim Redis lost in a restart and handed out again
@@ -33,16 +34,22 @@ def jobs_start_attempts(*, job_ids: list[str], worker: str) -> list[Job]:
     active elsewhere, or held by a paused campaign or workspace (then set paused:
     jobs.services.holds).
     """
-    jobs_hold_paused(job_ids=job_ids)
-    return update_returning(
-        Job,
-        {"status": Job.Status.ACTIVE, "started_at": timezone.now(), "worker": worker},
-        ("attempts",),
-        [uuid.UUID(job_id) for job_id in job_ids],
-        STARTABLE,
-        DELIVERY_FIELDS,
-        using=router.db_for_write(Job),
-    )
+    alias = router.db_for_write(Job)
+    with write_turn(alias):  # beside the web's inserts (jobs.writelock)
+        jobs_hold_paused(job_ids=job_ids)
+        return update_returning(
+            Job,
+            {
+                "status": Job.Status.ACTIVE,
+                "started_at": timezone.now(),
+                "worker": worker,
+            },
+            ("attempts",),
+            [uuid.UUID(job_id) for job_id in job_ids],
+            STARTABLE,
+            DELIVERY_FIELDS,
+            using=alias,
+        )
 
 
 # What a callback and its record read (jobs.delivery, jobs_record_attempts): a row

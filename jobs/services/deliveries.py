@@ -11,12 +11,13 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime
 
-from django.db import transaction
+from django.db import router, transaction
 from redis.exceptions import RedisError
 
 from jobs import broker, delivery, metrics
 from jobs.models import Job
 from jobs.services.attempts import jobs_record_attempts, jobs_start_attempts
+from jobs.writelock import write_turn
 
 logger = logging.getLogger(__name__)
 
@@ -50,7 +51,7 @@ def record_outcomes(
 ) -> None:
     """Record the attempts (one transaction) and every end in RQ's registries,
     metrics included (one Redis pipeline)."""
-    with transaction.atomic():
+    with write_turn(router.db_for_write(Job)), transaction.atomic():
         decisions = jobs_record_attempts(results=[(f.job, f.outcome) for f in finished])
     tally = _tally(finished, decisions)
     ends = {c.placed: broker.COMPLETED for c in skipped}

@@ -1,6 +1,7 @@
 """New jobs, one request at a time (the batch path is jobs.services.batch)."""
 
 import os
+import time
 import uuid
 
 from django.conf import settings
@@ -8,11 +9,11 @@ from django.db import IntegrityError
 from django.utils import timezone
 from redis.exceptions import RedisError
 
-from jobs.delivery import callback_url
+from jobs.delivery import callback_urls
 from jobs.models import Job
 from jobs.queues import queue_name_for
 from jobs.ratelimit import plans_within_rate
-from jobs.rows import new_instance
+from jobs.rows import instance_builder
 from jobs.sendtime import SendPlan, plan_send
 from jobs.services.errors import IdempotencyConflict, QueueUnavailable
 from jobs.services.groupcommit import GroupCommit
@@ -101,50 +102,78 @@ def new_job(
 
     `held`: holds_for's answer for the job's campaign and workspace; a held job is
     paused, and `job.held_by` says by what ("campaign" or "workspace"). `job_id`:
-    one of new_ids(), or a fresh uuid4.
+    one of new_ids(), or a new one.
     """
-    metadata = payload.get("metadata") or {}
-    workspace_id = str(payload["workspaceId"])
-    campaign = campaign_id(payload)
-    held_by = (held or {}).get((campaign, workspace_id))
-    if held_by is not None:
-        status = Job.Status.PAUSED
-    else:
-        status = Job.Status.DELAYED if plan.delayed else Job.Status.WAITING
-    job = new_instance(
-        Job,
-        {
-            "id": job_id or uuid.uuid4(),
-            "type": job_type,
-            "queue": queue_name_for(job_type, delayed=plan.delayed),
-            "workspace_id": workspace_id,
-            "contact_id": str(payload["contactId"]),
-            "recipient": str(payload.get("phoneNumber") or payload.get("to") or ""),
-            "campaign_id": campaign,
-            "payload": payload,
-            "metadata": metadata,
-            "callback_url": callback_url(job_type, metadata),
-            "status": status,
-            "max_attempts": settings.JOB_ATTEMPTS,
-            "requested_for": plan.requested_for,
-            "timezone": plan.timezone_name,
-            "deferred_reason": plan.deferred_reason,
-            "due_at": plan.due_at,
-            "scheduled_for": plan.due_at,
-            "idempotency_key": idempotency_key or None,
-            "request_hash": digest,
-        },
-    )
-    job.held_by = held_by
-    return job
+    return JobMaker()(job_type, payload, plan, idempotency_key, digest, held, job_id)
+
+
+class JobMaker:
+    """new_job for many requests: the settings and the model's init receivers it
+    needs, looked up once (a batch's 1,000 jobs looked them up 6,000 times)."""
+
+    def __init__(self):
+        self.max_attempts = settings.JOB_ATTEMPTS
+        self.callback_url = callback_urls()
+        self.build = instance_builder(Job)
+
+    def __call__(
+        self, job_type, payload, plan, idempotency_key, digest, held=None, job_id=None
+    ) -> Job:
+        metadata = payload.get("metadata") or {}
+        workspace_id = str(payload["workspaceId"])
+        campaign = campaign_id(payload)
+        held_by = (held or {}).get((campaign, workspace_id))
+        if held_by is not None:
+            status = Job.Status.PAUSED
+        else:
+            status = Job.Status.DELAYED if plan.delayed else Job.Status.WAITING
+        job = self.build(
+            {
+                "id": job_id or new_ids(1)[0],
+                "type": job_type,
+                "queue": queue_name_for(job_type, delayed=plan.delayed),
+                "workspace_id": workspace_id,
+                "contact_id": str(payload["contactId"]),
+                "recipient": str(payload.get("phoneNumber") or payload.get("to") or ""),
+                "campaign_id": campaign,
+                "payload": payload,
+                "metadata": metadata,
+                "callback_url": self.callback_url(job_type, metadata),
+                "status": status,
+                "max_attempts": self.max_attempts,
+                "requested_for": plan.requested_for,
+                "timezone": plan.timezone_name,
+                "deferred_reason": plan.deferred_reason,
+                "due_at": plan.due_at,
+                "scheduled_for": plan.due_at,
+                "idempotency_key": idempotency_key or None,
+                "request_hash": digest,
+            }
+        )
+        job.held_by = held_by
+        return job
 
 
 def new_ids(count: int) -> list[uuid.UUID]:
-    """`count` random (version 4) UUIDs from one read of the OS's random source:
-    uuid4() reads it once per id (a system call where the thread gives up the GIL,
-    each a tenth of a microsecond of work and a wait for the lock back)."""
-    random = os.urandom(16 * count)
+    """`count` time-ordered UUIDs (version 7, RFC 9562: the millisecond, then 74
+    random bits) from one read of the OS's random source.
+
+    Time-ordered, the jobs' primary-key index grows at its end: a random (version
+    4) id put each of a batch's 1,000 rows on another page of that index, all of
+    them written again at the commit. One read: uuid4() reads the random source
+    once per id, a system call where the thread gives up the GIL.
+    """
+    head = (time.time_ns() // 1_000_000) << 80 | 0x7 << 76
+    random = os.urandom(10 * count)
     return [
-        uuid.UUID(bytes=random[start : start + 16], version=4)
-        for start in range(0, 16 * count, 16)
+        uuid.UUID(int=head | _spread(int.from_bytes(random[start : start + 10])))
+        for start in range(0, 10 * count, 10)
     ]
+
+
+def _spread(bits: int) -> int:
+    # 80 random bits -> rand_a (12 bits) above the variant (0b10), rand_b (62) below.
+    return (bits >> 68) << 64 | 0b10 << 62 | (bits & _RAND_B)
+
+
+_RAND_B = (1 << 62) - 1

@@ -8,6 +8,7 @@ from jobs import broker
 from jobs.models import Job
 from jobs.rows import insert_rows
 from jobs.services.errors import QueueUnavailable
+from jobs.writelock import write_turn
 
 
 def placement(job: Job) -> broker.Placement:
@@ -34,13 +35,14 @@ def place_jobs(jobs: list[Job]) -> None:
 
 def insert_jobs(jobs: list[Job]) -> None:
     """Insert the jobs' rows in one executemany (jobs.rows), in a
-    transaction of its own: SQLite's write lock is held for that one statement."""
+    transaction of its own: SQLite's write lock is held for that one statement,
+    taken in turn with the other writers (jobs.writelock)."""
     alias = router.db_for_write(Job)
     created_at = timezone.now()
     for job in jobs:
         job.created_at = created_at  # auto_now_add, which bulk_create would set
     # durable: refuse to run inside an outer transaction that could still roll back.
-    with transaction.atomic(using=alias, durable=True):
+    with write_turn(alias), transaction.atomic(using=alias, durable=True):
         insert_rows(Job, jobs, using=alias)
 
 

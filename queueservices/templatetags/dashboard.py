@@ -4,16 +4,20 @@ from django import template
 from django.utils.html import format_html
 
 from jobs.admin import COPY_ICON
+from jobs.models import short_job_id
 
 register = template.Library()
 
 
 @register.simple_tag
 def job_id(value, href: str = "") -> str:
-    """A job id as its first 8 characters, monospace (a link to `href` if given),
-    the whole id in its title, and a button that copies it (dashboard.js)."""
+    """A job id as its last 8 characters (short_job_id), monospace (a link to
+    `href` if given), the whole id in its title, and a button that copies it
+    (dashboard.js)."""
     full = str(value)
-    short = format_html('<code class="id" title="{}">{}</code>', full, full[:8])
+    short = format_html(
+        '<code class="id" title="{}">{}</code>', full, short_job_id(full)
+    )
     if href:
         short = format_html('<a href="{}">{}</a>', href, short)
     return format_html(
