@@ -33,18 +33,30 @@ def insert_rows(model, objects: list, *, using: str, upsert_on: tuple = ()) -> N
     if not objects:
         return
     connection = connections[using]
-    # Column by column (each read with one attrgetter in C), rows zipped in C.
-    columns = [
-        _prepare_column(list(map(read, objects)), field, plain, connection)
-        for read, field, plain in _columns(model)
-    ]
+    columns = _columns(model)
+    if len(objects) < _COLUMNWISE_FROM:
+        rows = [
+            [_prepared_value(read(obj), field, plain, connection)
+             for read, field, plain in columns]
+            for obj in objects
+        ]  # fmt: skip
+    else:
+        # Column by column (each read with one attrgetter in C), rows zipped in C.
+        prepared = [
+            _prepare_column(list(map(read, objects)), field, plain, connection)
+            for read, field, plain in columns
+        ]
+        rows = list(zip(*prepared, strict=True))
     with connection.cursor() as cursor:
-        cursor.executemany(
-            _insert_sql(model, using, upsert_on), list(zip(*columns, strict=True))
-        )
+        cursor.executemany(_insert_sql(model, using, upsert_on), rows)
     for obj in objects:
         if isinstance(obj, models.Model):
             obj._state.adding, obj._state.db = False, using
+
+
+# Fewer rows than this are prepared value by value: a column's passes cost more
+# than they save on a group commit of a few requests.
+_COLUMNWISE_FROM = 16
 
 
 def _prepare_column(values: list, field, plain, connection) -> list:

@@ -114,19 +114,21 @@ def test_new_instance_is_the_model_s_instance_without_init():
     assert fast.metadata == {} and fast.metadata is not other.metadata
 
 
-def test_inserted_rows_are_what_the_orm_writes():
+# A few rows are prepared value by value, more column by column (jobs.rows).
+@pytest.mark.parametrize("count", [2, 20])
+def test_inserted_rows_are_what_the_orm_writes(count):
     created = datetime(2026, 12, 1, 8, 30, tzinfo=UTC)
     orm = Job(**_job_values(created_at=created))
     orm.save(force_insert=True)
     Job.objects.filter(pk=orm.pk).update(created_at=created)  # auto_now_add
-    # Two rows sharing their times (prepared once), one with a choices member.
-    fast = [new_instance(Job, _job_values(created_at=created)) for _ in range(2)]
+    # Rows sharing their times (prepared once), with a choices member.
+    fast = [new_instance(Job, _job_values(created_at=created)) for _ in range(count)]
     insert_rows(Job, fast, using="default")
     fields = [f for f in Job._meta.concrete_fields if f.name != "id"]
     with connection.cursor() as cursor:
         cursor.execute(
-            "SELECT {} FROM jobs_job WHERE id IN (%s, %s, %s)".format(
-                ", ".join(f.column for f in fields)
+            "SELECT {} FROM jobs_job WHERE id IN ({})".format(
+                ", ".join(f.column for f in fields), ", ".join(["%s"] * (count + 1))
             ),
             [Job._meta.pk.get_db_prep_value(j.pk, connection) for j in [orm, *fast]],
         )
@@ -142,7 +144,7 @@ def test_inserted_rows_are_what_the_orm_writes():
         )
         for row in stored
     ]
-    assert len(decoded) == 3 and all(row == decoded[0] for row in decoded)
+    assert len(decoded) == count + 1 and all(row == decoded[0] for row in decoded)
     assert all(not job._state.adding for job in fast)
     assert Job.objects.get(pk=fast[0].pk).due_at == orm.due_at
 

@@ -65,10 +65,7 @@ def place(placements: list[Placement], *, pipe: Pipeline | None = None) -> None:
     if not placements:
         return
     script = _place_script(rq_job_timeout(), settings.RQ.get("DEFAULT_RESULT_TTL"))
-    args = [
-        keys.JOB_PREFIX, keys.QUEUE_PREFIX, keys.QUEUES, keys.WAKEUP_CHANNEL,
-        utcformat(datetime.now(UTC)), keys.failed(""), keys.finished(""),
-    ]  # fmt: skip
+    args = [utcformat(datetime.now(UTC))]
     for job_id, queue, due, workspace in placements:
         args.append(f"{job_id} {queue} {'-' if due is None else repr(due)} {workspace}")
     scripts.run(pipe or redis_connection(), script, _schedule_keys(), args)
@@ -175,7 +172,12 @@ def _schedule_keys() -> list[str]:
 
 @lru_cache(maxsize=4)
 def _place_script(timeout: int, result_ttl: int | None) -> str:
-    return scripts.place_script(_template(timeout, result_ttl))
+    names = {
+        "JOB_PREFIX": keys.JOB_PREFIX, "QUEUE_PREFIX": keys.QUEUE_PREFIX,
+        "QUEUES": keys.QUEUES, "CHANNEL": keys.WAKEUP_CHANNEL,
+        "FAILED": keys.failed(""), "FINISHED": keys.finished(""),
+    }  # fmt: skip
+    return scripts.place_script(_template(timeout, result_ttl), names)
 
 
 @lru_cache(maxsize=4)

@@ -14,22 +14,23 @@ from redis.client import Pipeline
 # the process, plus its own origin, status and times) and put it where it belongs:
 # on its queue (due now) or in the scheduled set (due later). A re-placed job
 # (resume, retry of a failed one) loses its TTL and its finished / failed entry.
-# KEYS: scheduled set, next-wake key. ARGV: job prefix, queue prefix, queues set,
-# wake-up channel, now (RQ's time format), failed and finished key templates' heads
-# ('rq:failed:', 'rq:finished:'), then one "id queue due workspace" per job (due:
-# epoch seconds, or '-' for now; the workspace, last, may hold spaces). One argument
-# per job, not four: redis-py packs each argument in Python. The workspace is a
-# field of our own in RQ's hash (RQ ignores it): the worker's fair share (CLAIM)
-# reads it. The template is part of the script's text (place_script): sent once
-# per process with SCRIPT LOAD, not with every call (its 40 arguments were a third
-# of a schedule request's Redis time). Each queue gets one RPUSH, the scheduled set
-# one ZADD, per 1,000 jobs (Lua's unpack is bounded). Wakes the scheduler once,
-# when the earliest due time is before its plan.
+# KEYS: scheduled set, next-wake key. ARGV: now (RQ's time format), then one
+# "id queue due workspace" per job (due: epoch seconds, or '-' for now; the
+# workspace, last, may hold spaces): one argument per job, not four, as redis-py
+# packs each argument in Python. The workspace is a field of our own in RQ's hash
+# (RQ ignores it): the worker's fair share (CLAIM) reads it. The template and the
+# key prefixes (job, queue, queues set, wake-up channel, failed and finished
+# registries' heads, from jobs.broker.keys) are part of the script's text
+# (place_script): sent once per process with SCRIPT LOAD, not with every call (the
+# template's 40 arguments were a third of a schedule request's Redis time). Each
+# queue gets one RPUSH, the scheduled set one ZADD, per 1,000 jobs (Lua's unpack is
+# bounded). Wakes the scheduler once, when the earliest due time is before its
+# plan.
 PLACE = """
 local template = {TEMPLATE}
-local job_prefix, queue_prefix, queues = ARGV[1], ARGV[2], ARGV[3]
-local channel, now = ARGV[4], ARGV[5]
-local failed, finished = ARGV[6], ARGV[7]
+local job_prefix, queue_prefix, queues = {JOB_PREFIX}, {QUEUE_PREFIX}, {QUEUES}
+local channel, failed, finished = {CHANNEL}, {FAILED}, {FINISHED}
+local now = ARGV[1]
 local CHUNK = 1000
 local pushed, scheduled = {}, {}
 local earliest
@@ -38,7 +39,7 @@ local function flush(command, key, values)
     redis.call(command, key, unpack(values, i, math.min(i + CHUNK - 1, #values)))
   end
 end
-for i = 8, #ARGV do
+for i = 2, #ARGV do
   local id, queue, score, workspace = string.match(ARGV[i], '^(%S+) (%S+) (%S+) (.*)$')
   local job_key = job_prefix .. id
   redis.call('HSET', job_key, unpack(template))
@@ -69,14 +70,19 @@ if earliest then
     redis.call('PUBLISH', channel, string.format('%.6f', earliest))
   end
 end
-return #ARGV - 7
+return #ARGV - 1
 """
 
 
-def place_script(template: tuple) -> str:
-    """PLACE with `template` (field, value...: str or bytes) as a Lua table."""
+def place_script(template: tuple, names: dict[str, str]) -> str:
+    """PLACE with `template` (field, value...: str or bytes) as a Lua table and
+    the key names (JOB_PREFIX, QUEUE_PREFIX, QUEUES, CHANNEL, FAILED, FINISHED)
+    as Lua strings."""
     fields = ", ".join(_lua_string(value) for value in template)
-    return PLACE.replace("{TEMPLATE}", "{" + fields + "}", 1)
+    script = PLACE.replace("{TEMPLATE}", "{" + fields + "}", 1)
+    for name, value in names.items():
+        script = script.replace("{" + name + "}", _lua_string(value), 1)
+    return script
 
 
 def _lua_string(value) -> str:
