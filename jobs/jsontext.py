@@ -1,9 +1,9 @@
-"""JSON text written by orjson: a batch's answer and its rows' JSON columns.
+"""JSON text written by orjson: the API's answers and the new rows' JSON columns.
 
-The standard library's encoder was a tenth of a 1,000-message batch's CPU (its
-answer, and each row's payload and metadata); orjson writes the same JSON values
-five to ten times faster. Where orjson refuses a value the standard library
-takes (an integer beyond 64 bits, a key that is not a string, a lone
+The standard library's encoder wrote a 1,000-message batch's answer in 0.8 ms and
+its rows' payloads and metadata in 8 ms, about 7% of the batch's CPU; orjson writes
+the same JSON values 11-15 times faster. Where orjson refuses a value the standard
+library takes (an integer beyond 64 bits, a key that is not a string, a lone
 surrogate), the standard library writes it, so nothing that encoded before fails
 now. Numbers may be spelt differently (1e-07 is 1e-7 here): the same value. A NaN
 or an infinity (which no request can hold: the parser refuses them) is written
@@ -27,23 +27,14 @@ def column_text(value) -> str:
 
 
 def column_texts(values: list) -> list:
-    """column_text of each value (None stays None: SQL's NULL), in one loop."""
-    texts = []
-    for value in values:
-        if value is None:
-            texts.append(None)
-            continue
-        try:
-            texts.append(orjson.dumps(value).decode())
-        except _ERROR:
-            texts.append(json.dumps(value))
-    return texts
+    """column_text of each value (None stays None: SQL's NULL)."""
+    return [None if value is None else column_text(value) for value in values]
 
 
 def answer_bytes(value, default) -> bytes:
     """An API answer as DRF's JSONRenderer writes it (UNICODE_JSON, COMPACT_JSON):
-    `default` (DRF's encoder's) turns times, decimals and lazy
-    strings into JSON, and U+2028 / U+2029 are escaped as DRF escapes them."""
+    `default` (DRF's encoder's) turns times, decimals and lazy strings into JSON,
+    and U+2028 / U+2029 are escaped as DRF escapes them."""
     try:
         body = orjson.dumps(
             value, default=default, option=orjson.OPT_PASSTHROUGH_DATETIME
