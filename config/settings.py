@@ -248,8 +248,10 @@ CALLBACK_SIGNING_SECRETS = env_list("CALLBACK_SIGNING_SECRET")
 # Allow callback URLs on link-local / cloud metadata addresses (refused otherwise).
 CALLBACK_ALLOW_LINK_LOCAL = env_bool("CALLBACK_ALLOW_LINK_LOCAL", False)
 # Callbacks one worker process has in flight at once, and the most jobs it claims
-# in one go (jobs.processes.engine).
-WORKER_CONCURRENCY = env_int("WORKER_CONCURRENCY", 100, minimum=1)
+# in one go (jobs.processes.engine). 500: a campaign of one workspace gets 250
+# slots; with 50 (half of 100) a 5,000-callback burst took 1.9-2.2 s, with 250
+# 1.3-1.4 s, and more did not help (bench/run.sh, one fast backend).
+WORKER_CONCURRENCY = env_int("WORKER_CONCURRENCY", 500, minimum=1)
 WORKER_BATCH = env_int("WORKER_BATCH", 100, minimum=1)
 # Of those slots, the most one workspace may hold (its other jobs wait in Redis):
 # half by default, so a workspace whose backend hangs leaves the other half

@@ -9,6 +9,7 @@ transaction opens (SQLite's one write lock is held for the statement alone).
 """
 
 import uuid
+from contextlib import nullcontext
 from datetime import datetime
 from functools import lru_cache
 from operator import attrgetter
@@ -18,7 +19,7 @@ from django.db import connections, models
 from django.db.models.base import ModelState
 from django.db.models.signals import post_init, pre_init
 
-from jobs.jsontext import column_text, column_texts
+from jobs.jsontext import column_text, column_texts, column_value
 
 
 def insert_rows(model, objects: list, *, using: str, upsert_on: tuple = ()) -> None:
@@ -282,6 +283,7 @@ def update_returning(
     returning: tuple,
     *,
     using: str,
+    lock=nullcontext,
 ) -> list:
     """UPDATE rows by primary key and status, and read them back in the same
     statement (RETURNING: PostgreSQL, SQLite 3.35+), as model instances holding the
@@ -291,6 +293,7 @@ def update_returning(
     rows are those whose pk is in `where_in` and status in `where_status`. One
     statement where the ORM needs an UPDATE and a SELECT, and no query building:
     for the worker, that was half the cost of starting a batch (cProfile).
+    `lock()` is held while the statement runs (fetch_models).
     """
     if not where_in:
         return []
@@ -325,7 +328,14 @@ def update_returning(
     )
     params += list(where_status)
     return fetch_models(
-        model, sql, params, read, using=using, known=known, given_pks=given_pks
+        model,
+        sql,
+        params,
+        read,
+        using=using,
+        known=known,
+        given_pks=given_pks,
+        lock=lock,
     )
 
 
@@ -338,6 +348,7 @@ def fetch_models(
     using: str,
     known: dict | None = None,
     given_pks: dict | None = None,
+    lock=nullcontext,
 ):
     """Run SQL whose rows are `fields` of `model` (names; all its columns if
     empty), in the model's field order, and make them instances as the ORM
@@ -347,9 +358,11 @@ def fetch_models(
 
     `known`: attname -> value, set on every instance (fields the SQL did not
     read; only for a model without init signal receivers). `given_pks`: the
-    database's value of a pk -> the object to use for it, not a conversion."""
+    database's value of a pk -> the object to use for it, not a conversion.
+    `lock()`: held while the statement runs, not while its rows are converted (a
+    writer's turn, jobs.writelock: the worker's other writer waits on it)."""
     fields = fields or tuple(f.name for f in model._meta.concrete_fields)
-    with connections[using].cursor() as cursor:
+    with lock(), connections[using].cursor() as cursor:
         cursor.execute(sql, params)
         rows = cursor.fetchall()
     converters = _converters(model, fields, using)
@@ -408,9 +421,15 @@ def _converters(model, returning: tuple, alias: str) -> tuple:
         steps = connection.ops.get_db_converters(column) + field.get_db_converters(
             connection
         )
-        if steps:
+        if _plain_json(field) and steps == [field.from_db_value]:
+            found.append((index, column_value))  # its JSON read by orjson
+        elif steps:
             found.append((index, _chain(steps, column, connection)))
     return tuple(found)
+
+
+def _plain_json(field) -> bool:
+    return type(field) is models.JSONField and field.decoder is None
 
 
 def _chain(steps, column, connection):

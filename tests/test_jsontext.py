@@ -9,7 +9,7 @@ import pytest
 from django.utils.translation import gettext_lazy
 from rest_framework.renderers import JSONRenderer
 
-from jobs.jsontext import column_text
+from jobs.jsontext import column_text, column_value
 from queueservices.renderers import FastJSONRenderer
 
 ANSWER = {
@@ -57,3 +57,30 @@ def test_a_column_holds_the_value_with_its_characters_as_they_are():
     value = {"message": "héllo ☃", "metadata": {"campaignId": "c-1"}, "n": [1, 2.5]}
     text = column_text(value)
     assert json.loads(text) == value and "☃" in text
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        json.dumps(ANSWER, default=str),
+        '{"n": 123456789012345678901234567890, "m": -9223372036854775809}',
+        '{"phone": "+14155550100", "id": "1234567890123456789012"}',
+        '{"x": NaN, "y": Infinity}',
+        '"\\ud800"',
+        '{"a": 1, "a": 2}',
+        "not json",
+        "",
+    ],
+)
+def test_a_column_reads_back_as_django_reads_it(text):
+    from django.db.models import JSONField
+
+    expected = JSONField().from_db_value(text, None, None)
+    got = column_value(text)
+    # NaN is not equal to itself: compare the texts the standard library writes.
+    assert json.dumps(got) == json.dumps(expected)
+    assert type(got) is type(expected)
+
+
+def test_a_null_column_reads_back_as_none():
+    assert column_value(None) is None

@@ -7,7 +7,8 @@ cores instead of sharing one interpreter lock). The worker's main thread claims 
 job the moment a slot frees (no batch barrier: a slow callback holds one slot and
 nothing else), starts its attempt, hands it over, and records outcomes in bulk,
 every WORKER_FLUSH_MS or WORKER_FLUSH_MAX outcomes, whichever comes first (one
-transaction, one Redis pipeline). A workspace holds at most
+transaction, one Redis pipeline), on a thread of their own (jobs.processes.recorder)
+while the main thread claims on. A workspace holds at most
 WORKER_MAX_SLOTS_PER_WORKSPACE slots; its other jobs wait in Redis
 (jobs.broker.claim), so one tenant's hanging backend leaves the others flowing.
 """
@@ -23,6 +24,7 @@ from django.db import close_old_connections
 
 from jobs import broker, delivery, services
 from jobs.processes.callbacks import Call, CallbackProcess
+from jobs.processes.recorder import Recorder
 
 logger = logging.getLogger(__name__)
 
@@ -36,6 +38,9 @@ IDLE_S = 1.0
 OTHERS_EVERY_S = 1.0
 # Put in the outcomes queue when the callbacks process ended unasked.
 EXITED = object()
+# Outcomes waiting for the recorder, in WORKER_FLUSH_MAX, past which no more is
+# claimed: what a killed worker's watchdog hands out again stays bounded.
+UNRECORDED_MAX = 4
 
 
 class DeliveryEngine:
@@ -54,6 +59,7 @@ class DeliveryEngine:
         self._finished: list[services.Finished] = []
         self._skipped: list[broker.Claimed] = []
         self._oldest = 0.0
+        self._recorder: Recorder | None = None
         self._callbacks = self._start_callbacks()
 
     # --- the callbacks process ------------------------------------------------------
@@ -76,6 +82,9 @@ class DeliveryEngine:
         is one. Returns how many callbacks were made."""
         self._linger = linger
         close_old_connections()
+        # A burst worker records on this thread: it stops once nothing is left,
+        # and the thread would buy it nothing.
+        self._recorder = Recorder(self.worker) if linger else None
         made, idle_since = 0, time.monotonic()
         next_others, redis_back = idle_since + OTHERS_EVERY_S, 0.0
         self._start(first)
@@ -97,16 +106,19 @@ class DeliveryEngine:
                 if self._inflight:
                     idle_since = time.monotonic()
                 elif stop or time.monotonic() - idle_since >= IDLE_S * linger:
-                    self._flush()
+                    self._flush(last=True)
                     return made
         finally:
+            if self._recorder is not None:
+                self._recorder.close()
             close_old_connections()
 
     def _claim(self) -> None:
         """Fill the free slots; with nothing in flight, block on the queues (a
         job arriving wakes it at once)."""
         free = self.slots - len(self._inflight)
-        if free <= 0:
+        unrecorded = len(self._finished) + len(self._skipped)
+        if free <= 0 or unrecorded >= UNRECORDED_MAX * self.flush_max:
             return
         busy = self._inflight or self._finished or not self._linger
         block = 0 if busy else POLL_S * 200
@@ -191,9 +203,18 @@ class DeliveryEngine:
             self._oldest = time.monotonic()
         self._finished.append(finished)
 
-    def _flush(self) -> None:
-        if not self._finished and not self._skipped:
-            return
-        finished, skipped = self._finished, self._skipped
-        self._finished, self._skipped, self._oldest = [], [], 0.0
-        services.record_outcomes(finished, skipped, worker=self.worker)
+    def _flush(self, last: bool = False) -> None:
+        """Hand what finished to the recorder, unless it is still recording the
+        batch before (then this one grows); `last`: and wait until it is recorded."""
+        recorder = self._recorder
+        if self._finished or self._skipped:
+            if recorder is not None and recorder.busy and not last:
+                return
+            finished, skipped = self._finished, self._skipped
+            self._finished, self._skipped, self._oldest = [], [], 0.0
+            if recorder is None:
+                services.record_outcomes(finished, skipped, worker=self.worker)
+            else:
+                recorder.record(finished, skipped)
+        if last and recorder is not None:
+            recorder.wait()

@@ -37,19 +37,18 @@ def jobs_start_attempts(*, job_ids: list[str], worker: str) -> list[Job]:
     alias = router.db_for_write(Job)
     with write_turn(alias):  # beside the web's inserts (jobs.writelock)
         jobs_hold_paused(job_ids=job_ids)
-        return update_returning(
-            Job,
-            {
-                "status": Job.Status.ACTIVE,
-                "started_at": timezone.now(),
-                "worker": worker,
-            },
-            ("attempts",),
-            [uuid.UUID(job_id) for job_id in job_ids],
-            STARTABLE,
-            DELIVERY_FIELDS,
-            using=alias,
-        )
+    return update_returning(
+        Job,
+        {"status": Job.Status.ACTIVE, "started_at": timezone.now(), "worker": worker},
+        ("attempts",),
+        [uuid.UUID(job_id) for job_id in job_ids],
+        STARTABLE,
+        DELIVERY_FIELDS,
+        using=alias,
+        # The turn for the statement alone: its rows are converted after it
+        # (their payloads' JSON), while the recorder takes its turn.
+        lock=lambda: write_turn(alias),
+    )
 
 
 # What a callback and its record read (jobs.delivery, jobs_record_attempts): a row
