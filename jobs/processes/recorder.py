@@ -29,9 +29,7 @@ class Recorder:
         self._idle = threading.Event()
         self._idle.set()
         self._error: BaseException | None = None
-        self._thread = threading.Thread(
-            target=self._run, daemon=True, name="recorder"
-        )
+        self._thread = threading.Thread(target=self._run, daemon=True, name="recorder")
         self._thread.start()
 
     @property
