@@ -13,8 +13,9 @@ child process. Scenarios, one after another on the same processes:
           to the last callback answered.
   hang    10 SMS of workspace A to /hang, then 50 of workspace B: each B message's
           time from being scheduled to its callback (max and p50).
-  full    60 of A's and 60 of C's SMS to /hang: every slot busy; the most
-          callbacks in flight and the worker's peak RSS meanwhile.
+  full    A's and C's SMS to /hang, each 10 more than a workspace's share of the
+          worker's slots: every slot busy; the most callbacks in flight and the
+          worker's peak RSS meanwhile.
   flood   1,000 of A's SMS due against /hang (each held --hang-s, longer than
           B's whole run), then 500 of B's: B's callbacks/s and worst delay,
           next to the same 500 with nothing else running (alone).
@@ -130,6 +131,24 @@ def schedule(specs: list) -> None:
     print(json.dumps(jobs))
 
 
+def worker_slots(env: dict) -> tuple[int, int]:
+    """The worker's WORKER_CONCURRENCY and a workspace's share, as settings has them."""
+    script = (
+        "from django.conf import settings as s; "
+        "print(s.WORKER_CONCURRENCY, s.WORKER_MAX_SLOTS_PER_WORKSPACE)"
+    )
+    out = subprocess.run(
+        [sys.executable, "manage.py", "shell", "-c", script],
+        cwd=ROOT,
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    slots, share = out.split()[-2:]
+    return int(slots), int(share)
+
+
 def run_schedule(env: dict, specs: list) -> list:
     child = subprocess.run(
         [sys.executable, __file__, "--schedule", json.dumps(specs)],
@@ -230,11 +249,14 @@ def main() -> None:
         wait_answered(backend, [j for j, _, _ in alone], 60)
         results["alone_B_500_per_s"] = round(500 / _span(backend, alone), 1)
 
-        # Every slot taken: two workspaces' hanging callbacks, 50 each (the share).
+        # Every slot taken: two workspaces' hanging callbacks, each over its share.
         worker = background[-1].pid
+        slots, share = worker_slots(env)
+        over = (share or slots) + 10
         peak, backend.most_in_flight = PeakRss(worker), 0
-        full = run_schedule(env, [["A", "/hang", 60, 0], ["C", "/hang", 60, 0]])
+        full = run_schedule(env, [["A", "/hang", over, 0], ["C", "/hang", over, 0]])
         wait_answered(backend, [j for j, _, _ in full], 120)
+        results["full_slots"] = slots
         results["full_most_in_flight"] = backend.most_in_flight
         results["full_worker_peak_rss_mib"] = peak.stop()
 
