@@ -13,7 +13,7 @@ in turn (jobs.writelock), so starting attempts and recording others alternate.
 import queue
 import threading
 
-from django.db import connections
+from django.db import close_old_connections, connections
 
 from jobs import services
 
@@ -61,6 +61,9 @@ class Recorder:
         try:
             while (batch := self._batches.get()) is not _STOP:
                 try:
+                    # As Django does around a request: a connection broken by an
+                    # error or past DB_CONN_MAX_AGE is replaced, not reused.
+                    close_old_connections()
                     services.record_outcomes(*batch, worker=self.worker)
                 except BaseException as exc:  # noqa: BLE001 - raised on the main thread
                     self._error = exc
