@@ -1,7 +1,7 @@
 """The delivery engine's outcomes, recorded on a thread of their own.
 
 Recording a batch (its attempt rows, the jobs' new states, RQ's registries) took
-a third of the engine's main thread, and while it ran nothing was claimed: the
+nearly half of the engine's main thread, and while it ran nothing was claimed: the
 callbacks process ran dry and a 5,000-callback burst waited on the database
 (py-spy: SQLite's UPDATE and COMMIT). SQLite and Redis release Python's lock while
 they work, so on this thread the main thread goes on claiming meanwhile. One batch
