@@ -26,7 +26,12 @@ import time
 from pathlib import Path
 
 import redis
-from benchsupport import free_port, start_redis, tree_cpu_seconds  # noqa: E402
+from benchsupport import (  # noqa: E402
+    django_says,
+    free_port,
+    start_redis,
+    tree_cpu_seconds,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -161,15 +166,7 @@ def _cpu(web: subprocess.Popen, server: subprocess.Popen) -> tuple:
 
 def count_rows(env: dict) -> int:
     script = "from jobs.models import Job; print(Job.objects.count())"
-    out = subprocess.run(
-        [sys.executable, "manage.py", "shell", "-c", script],
-        cwd=ROOT,
-        env=env,
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout
-    return int(out.strip().splitlines()[-1])
+    return int(django_says(env, script))
 
 
 def count_redis(client: redis.Redis) -> int:

@@ -1,11 +1,14 @@
-"""What the benchmark scripts share: free ports and a throwaway Redis."""
+"""What the benchmark scripts share: free ports, a throwaway Redis, a Django shell."""
 
 import os
 import shutil
 import socket
 import subprocess
+import sys
 import time
 from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def free_port() -> int:
@@ -30,6 +33,20 @@ def start_redis(port: int, *extra: str) -> subprocess.Popen:
     server = subprocess.Popen([redis_binary(), *args], stdout=subprocess.DEVNULL)
     time.sleep(0.5)
     return server
+
+
+def django_says(env: dict, script: str) -> str:
+    """The last line `script` prints, run by `manage.py shell` under `env` (the
+    settings and database the service under test uses)."""
+    out = subprocess.run(
+        [sys.executable, "manage.py", "shell", "-c", script],
+        cwd=ROOT,
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    return out.strip().splitlines()[-1]
 
 
 def tree_cpu_seconds(pids) -> float:

@@ -40,7 +40,7 @@ from aiohttp import web
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "bench"))
 
-from benchsupport import free_port, redis_binary  # noqa: E402
+from benchsupport import django_says, free_port, redis_binary  # noqa: E402
 
 SMS = {"phoneNumber": "+15550000001", "message": "x" * 160}
 
@@ -137,15 +137,7 @@ def worker_slots(env: dict) -> tuple[int, int]:
         "from django.conf import settings as s; "
         "print(s.WORKER_CONCURRENCY, s.WORKER_MAX_SLOTS_PER_WORKSPACE)"
     )
-    out = subprocess.run(
-        [sys.executable, "manage.py", "shell", "-c", script],
-        cwd=ROOT,
-        env=env,
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout
-    slots, share = out.split()[-2:]
+    slots, share = django_says(env, script).split()
     return int(slots), int(share)
 
 
