@@ -3,6 +3,7 @@
 import base64
 import hashlib
 import hmac
+import json
 import logging
 from datetime import timedelta
 
@@ -177,6 +178,39 @@ def test_a_key_older_than_its_ttl_makes_a_new_job(client, settings):
         "jobId"
     ]
     assert second != first and Job.objects.count() == 2
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("path", ["/api/schedule-sms", "/api/schedule-batch"])
+def test_a_key_from_before_the_orjson_hashes_still_replays_its_job(client, path):
+    # Jobs made by the previous release hold the standard library's hash of their
+    # request; a retry with the same key and body must find them, not a 409.
+    sms = {**SMS, "message": "Olá, 10 € off", "metadata": {"idempotencyKey": "k"}}
+    legacy = json.dumps(["sms", sms], sort_keys=True, separators=(",", ":"))
+    legacy_hash = hashlib.sha256(legacy.encode()).hexdigest()
+    first = post(client, "/api/schedule-sms", sms).json()["jobId"]
+    assert Job.objects.get(pk=first).request_hash != legacy_hash  # the new spelling
+    Job.objects.filter(pk=first).update(request_hash=legacy_hash)
+
+    def send(message) -> dict:
+        """The answer for this one message (a batch's first result)."""
+        if path == "/api/schedule-sms":
+            return post(client, path, message).json()
+        batch = {"messages": [{**message, "type": "sms"}]}
+        return post(client, path, batch).json()["results"][0]
+
+    assert send(sms)["jobId"] == first
+    refused = send({**sms, "message": "Olá, 20 € off"})
+    assert "jobId" not in refused and "idempotency" in json.dumps(refused).lower()
+    assert Job.objects.count() == 1
+
+
+@pytest.mark.django_db
+def test_a_request_without_a_key_stores_no_hash(client):
+    job_id = post(client, "/api/schedule-sms", SMS).json()["jobId"]
+    keyed = post(client, "/api/schedule-sms", SMS, HTTP_IDEMPOTENCY_KEY="k").json()
+    assert Job.objects.get(pk=job_id).request_hash == ""
+    assert len(Job.objects.get(pk=keyed["jobId"]).request_hash) == 64
 
 
 @pytest.mark.django_db

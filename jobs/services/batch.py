@@ -17,7 +17,7 @@ from jobs.ratelimit import plans_within_rate, rate_of
 from jobs.sendtime import SendTimeError, plan_for_request
 from jobs.services.errors import IdempotencyConflict, QueueUnavailable
 from jobs.services.holds import holds_for, release_unheld
-from jobs.services.idempotency import earlier_jobs, request_hash
+from jobs.services.idempotency import earlier_jobs, request_hash, same_request
 from jobs.services.scheduling import JobMaker, campaign_id, new_ids
 from jobs.services.storing import store_and_place
 
@@ -106,13 +106,17 @@ def _prepare(items, now) -> tuple[dict[int, ItemResult], list[Job]]:
     results, planned = {}, []
     for item in items:
         workspace_id = item.workspace_id
-        digest = request_hash(item.job_type, item.payload)
         key = (workspace_id, item.idempotency_key)
+        # Only a key can be repeated: no hash (and none stored) without one.
+        digest = request_hash(item.job_type, item.payload) if key[1] else ""
         earlier = known.get(key) if item.idempotency_key else None
         first = first_use.get(key) if item.idempotency_key else None
         if earlier is not None or first is not None:
-            earlier_hash = earlier.request_hash if earlier is not None else first[1]
-            if earlier_hash != digest:
+            if earlier is not None:
+                same = same_request(earlier, item.job_type, item.payload, digest)
+            else:
+                same = first[1] == digest
+            if not same:
                 results[item.index] = ItemResult(
                     item.index, errors={"idempotencyKey": [IdempotencyConflict.message]}
                 )

@@ -6,6 +6,7 @@ import json
 from datetime import datetime, timedelta
 from functools import lru_cache
 
+import orjson
 from django.conf import settings
 from django.db import router
 
@@ -16,7 +17,26 @@ Key = tuple[str, str]  # (workspace_id, idempotency key)
 
 
 def request_hash(job_type: str, payload: dict) -> str:
-    """What tells a repeated request from a different one under the same key."""
+    """What tells a repeated request from a different one under the same key: a
+    hash of its canonical JSON (keys sorted), written by orjson, 8 times faster
+    than the standard library (10% of a 1,000-message batch's CPU, py-spy). A value
+    orjson refuses (an integer beyond 64 bits) is written by the standard library."""
+    try:
+        canonical = orjson.dumps([job_type, payload], option=orjson.OPT_SORT_KEYS)
+    except orjson.JSONEncodeError:
+        return _standard_hash(job_type, payload)
+    return hashlib.sha256(canonical).hexdigest()
+
+
+def same_request(earlier: Job, job_type: str, payload: dict, digest: str) -> bool:
+    """Whether the request that made `earlier` is this one (`digest`: its
+    request_hash). A job made before the hashes were written by orjson (it spells
+    non-ASCII text and some numbers differently) holds the standard library's."""
+    stored = earlier.request_hash
+    return stored == digest or stored == _standard_hash(job_type, payload)
+
+
+def _standard_hash(job_type: str, payload: dict) -> str:
     canonical = json.dumps([job_type, payload], sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()
 

@@ -18,7 +18,7 @@ from jobs.sendtime import SendPlan, plan_send
 from jobs.services.errors import IdempotencyConflict, QueueUnavailable
 from jobs.services.groupcommit import GroupCommit
 from jobs.services.holds import holds_for, release_unheld
-from jobs.services.idempotency import earlier_jobs, request_hash
+from jobs.services.idempotency import earlier_jobs, request_hash, same_request
 from jobs.services.storing import store_and_place
 
 
@@ -43,10 +43,11 @@ def job_schedule(
     With an idempotency key seen in the last IDEMPOTENCY_TTL_S for the workspace,
     nothing new is made: returns (the first job, True).
     """
-    digest = request_hash(job_type, payload)
     workspace_id = str(payload["workspaceId"])
+    # Only a key can be repeated: no hash (and none stored) without one.
+    digest = request_hash(job_type, payload) if idempotency_key else ""
     if idempotency_key:
-        earlier = _earlier_job(workspace_id, idempotency_key, digest)
+        earlier = _earlier_job(workspace_id, idempotency_key, job_type, payload, digest)
         if earlier is not None:
             return earlier, True
     if plan is None:
@@ -69,7 +70,7 @@ def job_schedule(
         store_and_place([job])
     except IntegrityError:
         # A concurrent request with the same key won the insert.
-        earlier = _earlier_job(workspace_id, idempotency_key, digest)
+        earlier = _earlier_job(workspace_id, idempotency_key, job_type, payload, digest)
         if earlier is None:
             raise
         return earlier, True
@@ -82,11 +83,11 @@ def job_schedule(
 _writer = GroupCommit(store_and_place)
 
 
-def _earlier_job(workspace_id: str, key: str, digest: str) -> Job | None:
+def _earlier_job(workspace_id, key, job_type, payload, digest) -> Job | None:
     earlier = earlier_jobs({(workspace_id, key)}, timezone.now()).get(
         (workspace_id, key)
     )
-    if earlier is not None and earlier.request_hash != digest:
+    if earlier is not None and not same_request(earlier, job_type, payload, digest):
         raise IdempotencyConflict(IdempotencyConflict.message)
     return earlier
 
