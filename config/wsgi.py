@@ -9,3 +9,8 @@ application = get_wsgi_application()
 from config.apilane import ApiLane  # noqa: E402 - needs the settings set up above
 
 application = ApiLane(application)
+
+# Start-up's objects stay: the collector stops walking them (jobs.processes.heap).
+from jobs.processes.heap import freeze_startup_heap  # noqa: E402
+
+freeze_startup_heap()

@@ -23,6 +23,7 @@ from rq.worker import SimpleWorker, WorkerStatus
 
 from jobs import broker
 from jobs.processes.engine import DeliveryEngine
+from jobs.processes.heap import freeze_startup_heap
 from jobs.queues import DELIVERY_QUEUES
 
 # The worker says it is alive this often, for this long: the watchdog takes an
@@ -71,6 +72,13 @@ class DeliveryWorker(SimpleWorker):
     check_for_suspension = through_redis_outages(SimpleWorker.check_for_suspension)
     heartbeat = through_redis_outages(SimpleWorker.heartbeat)
     set_state = through_redis_outages(SimpleWorker.set_state)
+
+    def work(self, burst: bool = False, *args, **kwargs) -> bool:
+        if not burst:
+            # A process that works until stopped (the Procfile's); a burst worker
+            # runs inside another program (tests, bench), whose heap is its own.
+            freeze_startup_heap()
+        return super().work(burst, *args, **kwargs)
 
     def request_stop(self, signum, frame):
         self._stopping = True
