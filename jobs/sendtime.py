@@ -224,14 +224,26 @@ def plan_for_request(data: dict, *, now: datetime, workspace) -> SendPlan:
     """plan_send from an API request's validated fields (delay, sendAt, timezone,
     respectQuietHours): the one place the API's field names meet the planning.
     """
+    delay_ms, send_at, tz_name, respect_quiet_hours = plan_inputs(data)
     return plan_send(
         now=now,
-        delay_ms=data.get("delay"),
-        send_at=data.get("sendAt"),
-        tz_name=data.get("timezone"),
+        delay_ms=delay_ms,
+        send_at=send_at,
+        tz_name=tz_name,
         workspace=workspace,
-        respect_quiet_hours=data.get("respectQuietHours", True),
+        respect_quiet_hours=respect_quiet_hours,
         max_delay_ms=settings.MAX_DELAY_MS,
+    )
+
+
+def plan_inputs(data: dict) -> tuple:
+    """What of a request's validated fields its plan depends on (with its
+    workspace and the time): two requests alike in these share a plan."""
+    return (
+        data.get("delay"),
+        data.get("sendAt"),
+        data.get("timezone"),
+        data.get("respectQuietHours", True),
     )
 
 

@@ -14,7 +14,7 @@ from redis.exceptions import RedisError
 
 from jobs.models import Job, Workspace
 from jobs.ratelimit import plans_within_rate, rate_of
-from jobs.sendtime import SendTimeError, plan_for_request
+from jobs.sendtime import SendTimeError, plan_for_request, plan_inputs
 from jobs.services.errors import IdempotencyConflict, QueueUnavailable
 from jobs.services.holds import holds_for, release_unheld
 from jobs.services.idempotency import earlier_jobs, request_hash, same_request
@@ -103,7 +103,7 @@ def _prepare(items, now) -> tuple[dict[int, ItemResult], list[Job]]:
     # Keys first used in this batch: (its index, request hash), and the indexes of
     # later messages replaying it.
     first_use, replays = {}, defaultdict(list)
-    results, planned = {}, []
+    results, planned, plans = {}, [], {}
     for item in items:
         workspace_id = item.workspace_id
         key = (workspace_id, item.idempotency_key)
@@ -125,10 +125,15 @@ def _prepare(items, now) -> tuple[dict[int, ItemResult], list[Job]]:
             else:
                 replays[first[0]].append(item.index)
             continue
+        # Plans are immutable and most of a batch's messages share theirs (the
+        # same delay, the same workspace): each distinct one is made once.
+        plan_key = (workspace_id, *plan_inputs(item.data))
         try:
-            plan = plan_for_request(
-                item.data, now=now, workspace=workspaces.get(workspace_id)
-            )
+            plan = plans.get(plan_key)
+            if plan is None:
+                plan = plans[plan_key] = plan_for_request(
+                    item.data, now=now, workspace=workspaces.get(workspace_id)
+                )
         except SendTimeError as exc:
             results[item.index] = ItemResult(
                 item.index, errors={exc.field: [exc.message]}
