@@ -18,9 +18,10 @@ Key = tuple[str, str]  # (workspace_id, idempotency key)
 
 def request_hash(job_type: str, payload: dict) -> str:
     """What tells a repeated request from a different one under the same key: a
-    hash of its canonical JSON (keys sorted), written by orjson, 8 times faster
-    than the standard library (10% of a 1,000-message batch's CPU, py-spy). A value
-    orjson refuses (an integer beyond 64 bits) is written by the standard library."""
+    hash of its canonical JSON (keys sorted), written by orjson: 1.7 us with the
+    hash for a batch's SMS, 8.2 us by the standard library (10% of a 1,000-message
+    batch's CPU, py-spy). A value orjson refuses (an integer beyond 64 bits) is
+    written by the standard library."""
     try:
         canonical = orjson.dumps([job_type, payload], option=orjson.OPT_SORT_KEYS)
     except orjson.JSONEncodeError:
