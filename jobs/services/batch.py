@@ -108,7 +108,9 @@ def _prepare(items, now) -> tuple[dict[int, ItemResult], list[Job]]:
         workspace_id = item.workspace_id
         key = (workspace_id, item.idempotency_key)
         # Only a key can be repeated: no hash (and none stored) without one.
-        digest = request_hash(item.job_type, item.payload) if key[1] else ""
+        digest = (
+            request_hash(item.job_type, item.payload) if item.idempotency_key else ""
+        )
         earlier = known.get(key) if item.idempotency_key else None
         first = first_use.get(key) if item.idempotency_key else None
         if earlier is not None or first is not None:
