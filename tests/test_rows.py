@@ -7,6 +7,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from django.db import connection, models
+from django.test.utils import CaptureQueriesContext
 
 from jobs.models import Job, JobAttempt
 from jobs.rows import fetch_models, insert_rows, new_instance
@@ -147,6 +148,29 @@ def test_inserted_rows_are_what_the_orm_writes(count):
     assert len(decoded) == count + 1 and all(row == decoded[0] for row in decoded)
     assert all(not job._state.adding for job in fast)
     assert Job.objects.get(pk=fast[0].pk).due_at == orm.due_at
+
+
+def test_columns_constant_in_an_insert_are_written_as_literals_and_others_bound():
+    # 0, '' and NULL in every row: in the statement. One row apart, or a value of
+    # another type equal to 0 (False): bound, each row its own value.
+    created = datetime(2026, 12, 1, 8, 30, tzinfo=UTC)
+    jobs = [new_instance(Job, _job_values(created_at=created)) for _ in range(20)]
+    jobs[-1].attempts, jobs[-1].last_error, jobs[-1].last_http_status = 2, "x", 503
+    for job in jobs:
+        job.webhook_attempts = False  # an int column, a bool value: not the literal 0
+    with CaptureQueriesContext(connection) as queries:
+        insert_rows(Job, jobs, using="default")
+    [insert] = [q["sql"] for q in queries.captured_queries if "INSERT" in q["sql"]]
+    assert "NULL" in insert and "''" in insert  # started_at, worker ...
+    stored = {
+        job.pk: (job.attempts, job.last_error, job.last_http_status, job.worker,
+                 job.started_at, job.webhook_attempts)
+        for job in Job.objects.filter(pk__in=[j.pk for j in jobs])
+    }  # fmt: skip
+    assert stored[jobs[-1].pk] == (2, "x", 503, "", None, 0)
+    assert all(stored[job.pk] == (0, "", None, "", None, 0) for job in jobs[:-1]), (
+        stored
+    )
 
 
 def test_updated_and_returned_jobs_hold_what_the_rows_hold():
