@@ -106,7 +106,9 @@ def _entry(result: ItemResult, times: dict) -> dict:
         entry["replayed"] = True
     if send_at_in_past(result.job):
         entry["sendAtInPast"] = True
-    return {**entry, **held_fields(result.job)}
+    if result.job.status == Job.Status.PAUSED:
+        entry.update(held_fields(result.job))
+    return entry
 
 
 def _iso(instant) -> str:

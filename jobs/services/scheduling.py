@@ -164,17 +164,23 @@ def new_ids(count: int) -> list[uuid.UUID]:
     them written again at the commit. One read: uuid4() reads the random source
     once per id, a system call where the thread gives up the GIL.
     """
-    head = (time.time_ns() // 1_000_000) << 80 | 0x7 << 76
-    random = os.urandom(10 * count)
+    head = (time.time_ns() // 1_000_000) << 80 | 0x7 << 76 | 0b10 << 62
+    random = os.urandom(16 * count)
     return [
-        uuid.UUID(int=head | _spread(int.from_bytes(random[start : start + 10])))
-        for start in range(0, 10 * count, 10)
+        _uuid_from_int(head | int.from_bytes(random[start : start + 16]) & _RANDOM)
+        for start in range(0, 16 * count, 16)
     ]
 
 
-def _spread(bits: int) -> int:
-    # 80 random bits -> rand_a (12 bits) above the variant (0b10), rand_b (62) below.
-    return (bits >> 68) << 64 | 0b10 << 62 | (bits & _RAND_B)
+# rand_a (the 12 bits below the version) and rand_b (the 62 below the variant).
+_RANDOM = 0xFFF << 64 | (1 << 62) - 1
 
 
-_RAND_B = (1 << 62) - 1
+def _uuid_from_int(value: int) -> uuid.UUID:
+    # UUID(int=value) without its argument checks (value is in range by
+    # construction): 1.0 µs an id instead of 2.0 (timeit), as CPython 3.14's
+    # UUID._from_int does.
+    made = object.__new__(uuid.UUID)
+    object.__setattr__(made, "int", value)
+    object.__setattr__(made, "is_safe", uuid.SafeUUID.unknown)
+    return made
