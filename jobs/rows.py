@@ -100,8 +100,8 @@ def _constant_literal(values: list) -> str | None:
     """The SQL literal of a column whose every value is NULL, '' or 0, else None.
 
     A new job's nine delivery and webhook columns start so: written into the
-    statement, they are neither prepared nor bound per row (a third of a batch's
-    parameters; a 1,000-row insert 1.8 ms faster in raw sqlite3, of 17).
+    statement, they are not bound per row (a third of a batch's parameters; with
+    them, 504 M -> 488 M instructions a batch of 1,000, callgrind).
     """
     first = values[0]
     if first is None:
