@@ -106,8 +106,7 @@ def _entry(result: ItemResult, times: dict) -> dict:
         entry["replayed"] = True
     if send_at_in_past(result.job):
         entry["sendAtInPast"] = True
-    if result.job.status == Job.Status.PAUSED:
-        entry.update(held_fields(result.job))
+    entry.update(held_fields(result.job))
     return entry
 
 

@@ -164,25 +164,20 @@ def _text(field):
 
 
 def _phone(field):
-    text = _text(field)
-
-    def check(value):
-        value = text(value)
-        if value is _REFUSED or E164.fullmatch(value) is None:
-            return _REFUSED
-        return value
-
-    return check
+    return _text_and(field, lambda value: E164.fullmatch(value) is not None)
 
 
 def _email(field):
+    return _text_and(field, lambda value: value != "" and is_email_address(value))
+
+
+def _text_and(field, accepts):
+    """The field's text check, then `accepts` on the text it let through."""
     text = _text(field)
 
     def check(value):
         value = text(value)
-        if value is _REFUSED or value == "" or not is_email_address(value):
-            return _REFUSED
-        return value
+        return value if value is not _REFUSED and accepts(value) else _REFUSED
 
     return check
 

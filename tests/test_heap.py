@@ -35,7 +35,6 @@ import django
 django.setup()
 from django.conf import settings
 from django.utils.module_loading import import_string
-from jobs import broker
 worker = import_string(settings.RQ["WORKER_CLASS"])(list(settings.QUEUE_NAMES))
 # Stopped as the Procfile's worker is, by SIGTERM, once it works.
 stop = threading.Timer(1.5, os.kill, (os.getpid(), signal.SIGTERM))
